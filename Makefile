@@ -1,0 +1,95 @@
+# gpu-inference: run `make help` for the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+##@ Settings (override on the command line: make demo SHAPE=spike)
+PYTHON        ?= python3.11
+VENV          ?= .venv
+TOOLS_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gpu-inference/tools
+CLUSTER_NAME  ?= gpu-inference
+RELEASE       ?= gpu-inference
+NAMESPACE     ?= gpu-inference
+SHAPE         ?= step
+OUT           ?= out
+PYTEST_ARGS   ?=
+
+export TOOLS_CACHE
+TOOLS_BIN := $(shell hack/build-tools.sh --print-bin)
+export PATH := $(TOOLS_BIN):$(abspath $(VENV))/bin:$(PATH)
+export GPU_INFERENCE_TOOLS_BIN := $(TOOLS_BIN)
+CLI := $(VENV)/bin/gpu-inference
+
+##@ General
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target> [SETTING=value]\n"} \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Setup
+.PHONY: tools
+tools: ## Build the pinned Go tools (helm, kwok, Kubernetes, etcd, adapter, autoscaler) into the versioned cache.
+	hack/build-tools.sh
+
+$(VENV)/.installed: tooling/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'pip==25.3'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e 'tooling[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the Python environment with pinned dependencies.
+
+.PHONY: prometheus
+prometheus: ## Install Prometheus from Debian (the local cluster runs it as a host process).
+	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+.PHONY: setup
+setup: tools venv prometheus ## Everything the tests and the demo need.
+
+##@ Development
+.PHONY: lint
+lint: setup ## ruff, mypy and helm lint --strict.
+	cd tooling && ../$(VENV)/bin/ruff check src ../tests ../loadtest && ../$(VENV)/bin/ruff format --check src ../tests ../loadtest
+	cd tooling && ../$(VENV)/bin/mypy
+	helm lint --strict charts/gpu-inference
+
+.PHONY: test
+test: setup ## Run every test: unit, chart and the local-cluster integration tests.
+	$(MAKE) --no-print-directory lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: setup ## Only the fast tests (no cluster).
+	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: setup ## Only the local-cluster integration tests.
+	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+
+##@ Local cluster (no GPU, no Docker, no cloud; GPUs are simulated)
+.PHONY: local-up
+local-up: setup ## Start the local cluster and install the chart.
+	$(CLI) local up --name $(CLUSTER_NAME)
+
+.PHONY: local-down
+local-down: ## Stop the local cluster and remove everything it left.
+	$(CLI) local down --name $(CLUSTER_NAME)
+
+.PHONY: demo
+demo: setup ## Local cluster, chart, a load test that must prove scale-up, a cost report.
+	$(CLI) demo --name $(CLUSTER_NAME) --shape $(SHAPE) --out $(OUT)/demo
+
+##@ AWS (billable: read docs/runbook.md first)
+.PHONY: deploy
+deploy: setup ## Create the EKS cluster from eksctl/cluster.yaml and install the stack.
+	$(CLI) deploy --config eksctl/cluster.yaml --release $(RELEASE) --namespace $(NAMESPACE)
+
+.PHONY: destroy
+destroy: setup ## Remove the stack and the cluster, then audit that nothing billable is left.
+	$(CLI) destroy --config eksctl/cluster.yaml --release $(RELEASE) --namespace $(NAMESPACE)
+
+.PHONY: clean
+clean: ## Remove build outputs in the checkout (keeps the tool cache).
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
