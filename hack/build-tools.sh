@@ -21,7 +21,7 @@ if [[ "${1:-}" == "--print-bin" ]]; then echo "$bin"; exit 0; fi
 mkdir -p "$bin"
 
 export CGO_ENABLED=0
-all="helm kwok kwokctl prometheus-adapter etcd kube-apiserver kube-controller-manager kube-scheduler kubectl cluster-autoscaler"
+all="helm kwok kwokctl prometheus-adapter etcd kube-apiserver kube-controller-manager kube-scheduler kubectl"
 wanted="${TOOLS:-$all}"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -67,9 +67,5 @@ k8s_flags="$(k8s_ldflags "$KUBERNETES_VERSION")"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   build "$c" "$tools_src/kubernetes" "k8s.io/kubernetes/cmd/$c" -tags selinux,notest -ldflags "$k8s_flags"
 done
-# -mod=mod: the autoscaler's module graph is never tidied (that would pull every
-# cloud SDK); go.sum holds exactly what the kwok build needs.
-build cluster-autoscaler "$tools_src/autoscaler" k8s.io/autoscaler/cluster-autoscaler \
-  -mod=mod -tags kwok -ldflags "$(k8s_ldflags v1.33.1)"
 
 echo "$bin"

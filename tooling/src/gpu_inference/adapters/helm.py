@@ -1,0 +1,151 @@
+"""Helm adapter: pyhelm3 for releases, the helm binary (via process.run) for lint and template.
+
+Every call has an explicit timeout; failures become ToolFailedError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pyhelm3 import Client
+from pyhelm3.errors import Error as PyHelmError
+
+from gpu_inference.adapters import process
+from gpu_inference.errors import ToolFailedError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _load_values(values_files: Sequence[Path]) -> list[dict[str, Any]]:
+    out = []
+    for f in values_files:
+        data = yaml.safe_load(f.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ToolFailedError("helm", ["-f", str(f)], 1, f"{f} is not a YAML mapping")
+        out.append(data)
+    return out
+
+
+class Helm:
+    """A helm client bound to one kubeconfig."""
+
+    def __init__(self, kubeconfig: Path | None = None, kube_context: str | None = None) -> None:
+        self.binary = process.find_binary("helm")
+        self.kubeconfig = kubeconfig
+        self.kube_context = kube_context
+
+    def _client(self, timeout_s: int) -> Client:
+        return Client(
+            executable=self.binary,
+            kubeconfig=self.kubeconfig,
+            kubecontext=self.kube_context,
+            default_timeout=f"{timeout_s}s",
+        )
+
+    def _run_async(self, what: str, coro: Coroutine[Any, Any, T], timeout_s: int) -> T:
+        async def guarded() -> T:
+            # helm enforces its own --timeout; this outer bound catches a hung binary.
+            return await asyncio.wait_for(coro, timeout=timeout_s + 60)
+
+        try:
+            return asyncio.run(guarded())
+        except PyHelmError as exc:
+            raise ToolFailedError("helm", [what], 1, str(exc)) from exc
+        except TimeoutError as exc:
+            raise ToolFailedError("helm", [what], None, f"no answer within {timeout_s + 60}s") from exc
+
+    def _kube_args(self) -> list[str]:
+        args = []
+        if self.kubeconfig:
+            args += ["--kubeconfig", str(self.kubeconfig)]
+        if self.kube_context:
+            args += ["--kube-context", self.kube_context]
+        return args
+
+    def upgrade_install(
+        self,
+        release: str,
+        chart: Path | str,
+        *,
+        namespace: str,
+        values_files: Sequence[Path] = (),
+        values: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        timeout_s: int = 600,
+        repo: str | None = None,
+        version: str | None = None,
+    ) -> int:
+        """`helm upgrade --install`; returns the new revision number."""
+        all_values = [*_load_values(values_files), dict(values or {})]
+
+        async def go() -> int:
+            client = self._client(timeout_s)
+            chart_obj = await client.get_chart(chart, repo=repo, version=version)
+            revision = await client.install_or_upgrade_release(
+                release,
+                chart_obj,
+                *all_values,
+                namespace=namespace,
+                create_namespace=True,
+                wait=wait,
+                timeout=f"{timeout_s}s",
+            )
+            return int(revision.revision)
+
+        log.info("helm upgrade --install %s %s -n %s", release, chart, namespace)
+        return self._run_async(f"upgrade --install {release}", go(), timeout_s)
+
+    def uninstall(self, release: str, *, namespace: str, wait: bool = True, timeout_s: int = 600) -> None:
+        """`helm uninstall`; a release that does not exist counts as uninstalled."""
+
+        async def go() -> None:
+            await self._client(timeout_s).uninstall_release(
+                release, namespace=namespace, wait=wait, timeout=f"{timeout_s}s"
+            )
+
+        log.info("helm uninstall %s -n %s", release, namespace)
+        self._run_async(f"uninstall {release}", go(), timeout_s)
+
+    def status(self, release: str, *, namespace: str, timeout_s: int = 60) -> str:
+        """The release status as helm reports it ('deployed', 'failed', ...)."""
+        out = process.run(
+            "helm",
+            ["status", release, "-n", namespace, "-o", "json", *self._kube_args()],
+            timeout=timeout_s,
+        )
+        data = yaml.safe_load(out.stdout)
+        return str(data["info"]["status"])
+
+    def template(
+        self,
+        release: str,
+        chart: Path,
+        *,
+        namespace: str,
+        values_files: Sequence[Path] = (),
+        set_values: Mapping[str, str] | None = None,
+        timeout_s: int = 120,
+    ) -> list[dict[str, Any]]:
+        """`helm template` rendered to a list of objects (no cluster needed)."""
+        args = ["template", release, str(chart), "-n", namespace]
+        for f in values_files:
+            args += ["-f", str(f)]
+        for k, v in (set_values or {}).items():
+            args += ["--set", f"{k}={v}"]
+        out = process.run("helm", args, timeout=timeout_s)
+        return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+    def lint(self, chart: Path, *, values_files: Sequence[Path] = (), timeout_s: int = 120) -> None:
+        args = ["lint", "--strict", str(chart)]
+        for f in values_files:
+            args += ["-f", str(f)]
+        process.run("helm", args, timeout=timeout_s)
+
+    def version(self) -> str:
+        return process.run("helm", ["version", "--short"], timeout=30).stdout.strip()
