@@ -14,12 +14,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpu_inference.errors import ConfigError
 
-#: Instance types with NVIDIA GPUs that this project knows how to model, with their GPU count.
-GPU_INSTANCE_GPUS: dict[str, int] = {
-    "g4dn.xlarge": 1,
-    "g4dn.2xlarge": 1,
-    "g5.xlarge": 1,
-    "g6.xlarge": 1,
+class InstanceShape(BaseModel):
+    """What one EC2 instance type offers to Kubernetes (AWS instance type specs, EKS max-pods table)."""
+
+    model_config = ConfigDict(frozen=True)
+    vcpu: int
+    memory_gib: int
+    gpus: int = 0
+    gpu_model: str = ""
+    gpu_memory_mib: int = 0
+    max_pods: int = 29
+
+
+#: Instance types this project can model (local cluster nodes, cost estimates).
+INSTANCE_SHAPES: dict[str, InstanceShape] = {
+    "g4dn.xlarge": InstanceShape(vcpu=4, memory_gib=16, gpus=1, gpu_model="Tesla T4", gpu_memory_mib=15360),
+    "g4dn.2xlarge": InstanceShape(vcpu=8, memory_gib=32, gpus=1, gpu_model="Tesla T4", gpu_memory_mib=15360),
+    "g5.xlarge": InstanceShape(vcpu=4, memory_gib=16, gpus=1, gpu_model="NVIDIA A10G", gpu_memory_mib=23028),
+    "g6.xlarge": InstanceShape(vcpu=4, memory_gib=16, gpus=1, gpu_model="NVIDIA L4", gpu_memory_mib=23034),
+    "m6i.large": InstanceShape(vcpu=2, memory_gib=8),
+    "m6i.xlarge": InstanceShape(vcpu=4, memory_gib=16, max_pods=58),
+    "m5.large": InstanceShape(vcpu=2, memory_gib=8),
+    "t3.large": InstanceShape(vcpu=2, memory_gib=8, max_pods=35),
 }
 
 #: Label every node group carries so the chart can select it (set in eksctl/cluster.yaml).
@@ -52,8 +68,19 @@ class NodeGroupSpec(BaseModel):
         return self.instance_types[0]
 
     @property
+    def shape(self) -> InstanceShape:
+        try:
+            return INSTANCE_SHAPES[self.instance_type]
+        except KeyError:
+            raise ConfigError(
+                f"managedNodeGroups[{self.name}].instanceType",
+                f"unknown instance type {self.instance_type!r}",
+                f"use one of {sorted(INSTANCE_SHAPES)} or add it to gpu_inference.cluster_spec.INSTANCE_SHAPES",
+            ) from None
+
+    @property
     def gpus_per_node(self) -> int:
-        return GPU_INSTANCE_GPUS.get(self.instance_type, 0)
+        return self.shape.gpus
 
     @property
     def is_gpu(self) -> bool:

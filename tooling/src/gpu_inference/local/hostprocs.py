@@ -1,0 +1,150 @@
+"""Host processes of the local cluster (Prometheus, prometheus-adapter, the GPU simulator,
+the node group scaler): started detached with a pid file and a log file in the cluster's
+work directory, and stopped by `local down` even if the process that started them is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gpu_inference.adapters.process import find_binary
+from gpu_inference.errors import GpuInferenceError
+
+log = logging.getLogger(__name__)
+
+
+class HostProcessError(GpuInferenceError):
+    """A host process of the local cluster failed to start or died."""
+
+
+def _pid_file(workdir: Path, name: str) -> Path:
+    return workdir / "pids" / f"{name}.pid"
+
+
+def log_file(workdir: Path, name: str) -> Path:
+    return workdir / "logs" / f"{name}.log"
+
+
+def start(
+    workdir: Path,
+    name: str,
+    binary: str,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    python_module: bool = False,
+) -> int:
+    """Start `binary args...` detached; returns its pid. `binary` is looked up like any tool,
+    unless python_module is set, in which case this interpreter runs `-m binary`."""
+    stop(workdir, name)
+    exe = [os.environ.get("GPU_INFERENCE_PYTHON", _python()), "-m", binary] if python_module else [
+        find_binary(binary)
+    ]
+    logf = log_file(workdir, name)
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    _pid_file(workdir, name).parent.mkdir(parents=True, exist_ok=True)
+    with logf.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+            [*exe, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            cwd=workdir,
+        )
+    _pid_file(workdir, name).write_text(str(proc.pid))
+    log.debug("started %s (pid %d): %s", name, proc.pid, " ".join([*exe, *args]))
+    time.sleep(0.3)
+    if proc.poll() is not None:
+        raise HostProcessError(f"{name} exited at once with {proc.returncode}; see {logf}:\n{tail(logf)}")
+    return proc.pid
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def pid_of(workdir: Path, name: str) -> int | None:
+    pf = _pid_file(workdir, name)
+    try:
+        pid = int(pf.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def running(workdir: Path, name: str) -> bool:
+    return pid_of(workdir, name) is not None
+
+
+def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
+    """SIGTERM the process group, SIGKILL after `grace_s`. Returns True if something was stopped."""
+    pid = pid_of(workdir, name)
+    pf = _pid_file(workdir, name)
+    if pid is None:
+        pf.unlink(missing_ok=True)
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", name, pid, grace_s)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pf.unlink(missing_ok=True)
+    log.debug("stopped %s (pid %d)", name, pid)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def names(workdir: Path) -> list[str]:
+    d = workdir / "pids"
+    return sorted(p.stem for p in d.glob("*.pid")) if d.is_dir() else []
+
+
+def stop_all(workdir: Path) -> list[str]:
+    stopped = [n for n in names(workdir) if stop(workdir, n)]
+    return stopped
