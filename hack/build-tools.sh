@@ -61,7 +61,7 @@ build kwok "" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
   -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build kwokctl "" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" \
   -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-build prometheus-adapter "" "sigs.k8s.io/prometheus-adapter/cmd/adapter@$PROMETHEUS_ADAPTER_VERSION" -ldflags "-s -w"
+build prometheus-adapter "$tools_src/prometheus-adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter -ldflags "-s -w"
 build etcd "$tools_src/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
 k8s_flags="$(k8s_ldflags "$KUBERNETES_VERSION")"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
