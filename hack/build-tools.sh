@@ -55,8 +55,12 @@ k8s_ldflags() {
   echo "-s -w$f"
 }
 
+# Like helm's own Makefile: the default Kubernetes version for `helm template` and lint
+# follows the client-go it is built with (v0.37 for helm v3.22); without it helm says v1.20.
+helm_kube="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37"
+helm_kube+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"
 build helm "" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
-  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION $helm_kube"
 build kwok "" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
   -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build kwokctl "" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" \
