@@ -117,8 +117,11 @@ class LocalCluster:
         )
 
     def overlay_values(self) -> dict[str, Any]:
-        """Values that only the local cluster sets on top of values-local.yaml (ports, timing)."""
-        return {}
+        """Values the local cluster sets from its settings on top of values-local.yaml."""
+        return {
+            "wiring": {"scrapeInterval": f"{self.cfg.scrape_interval_s}s"},
+            "autoscaling": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": self.cfg.scale_down_window_s}}},
+        }
 
     def install_chart(self) -> None:
         helm = Helm(kubeconfig=self.kubeconfig)
@@ -138,6 +141,10 @@ class LocalCluster:
         for dep in apps.list_namespaced_deployment(self.cfg.namespace, label_selector=sel).items:
             objs.append({"kind": "Deployment", **api.sanitize_for_serialization(dep)})
         return objs
+
+    def host_configs(self) -> chartconfig.HostConfigs:
+        """The chart's Prometheus and adapter configuration, as installed, adapted to the host."""
+        return chartconfig.extract(self._release_objects(), self.kubeconfig, self.workdir / "prometheus")
 
     def start_prometheus(self, configs: chartconfig.HostConfigs) -> None:
         prom_dir = self.workdir / "prometheus"
@@ -219,7 +226,7 @@ class LocalCluster:
             self.create_nodes()
             self.start_node_scaler()
             self.install_chart()
-            configs = chartconfig.extract(self._release_objects(), self.kubeconfig, self.workdir / "prometheus")
+            configs = self.host_configs()
             self.start_simulator()
             self.start_prometheus(configs)
             self.start_adapter(configs)

@@ -1,0 +1,59 @@
+"""Integration tests against the local cluster: real kube-apiserver, controller manager,
+scheduler, HPA, Prometheus and prometheus-adapter; SIMULATED nodes and GPUs.
+
+One cluster per session; `local down` runs in teardown whatever happens in the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from gpu_inference.local.cluster import LocalCluster
+from gpu_inference.local.config import LocalClusterConfig
+
+log = logging.getLogger(__name__)
+
+CLUSTER_NAME = os.environ.get("GPU_INFERENCE_TEST_CLUSTER", "gi-integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster]:
+    cfg = LocalClusterConfig(
+        name=CLUSTER_NAME,
+        front_door_port=28000,
+        prometheus_port=29090,
+        adapter_port=26443,
+        model_load_s=8.0,
+        image_pull_s=4.0,
+        scale_down_unneeded_s=30.0,
+        scale_down_window_s=45,
+    )
+    cluster = LocalCluster(cfg)
+    cluster.down()  # leftovers of an interrupted run
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def kube_config(local_cluster: LocalCluster) -> str:
+    """pytest-helm-charts' kube_cluster fixture connects through this kubeconfig."""
+    return str(local_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def api(local_cluster: LocalCluster) -> client.ApiClient:
+    return local_cluster._api()
