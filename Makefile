@@ -41,12 +41,8 @@ $(VENV)/.installed: tooling/pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the Python environment with pinned dependencies.
 
-.PHONY: prometheus
-prometheus: ## Install Prometheus from Debian (the local cluster runs it as a host process).
-	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
-
 .PHONY: setup
-setup: tools venv prometheus ## Everything the tests and the demo need.
+setup: tools venv ## Everything the tests and the demo need.
 
 ##@ Development
 .PHONY: lint

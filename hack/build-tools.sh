@@ -21,7 +21,7 @@ if [[ "${1:-}" == "--print-bin" ]]; then echo "$bin"; exit 0; fi
 mkdir -p "$bin"
 
 export CGO_ENABLED=0
-all="helm kwok kwokctl prometheus-adapter etcd kube-apiserver kube-controller-manager kube-scheduler kubectl"
+all="helm kwok kwokctl prometheus prometheus-adapter etcd kube-apiserver kube-controller-manager kube-scheduler kubectl"
 wanted="${TOOLS:-$all}"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -65,6 +65,8 @@ build kwok "" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
   -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build kwokctl "" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" \
   -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
+build prometheus "" "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
+  -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE"
 build prometheus-adapter "$tools_src/prometheus-adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter -ldflags "-s -w"
 build etcd "$tools_src/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
 k8s_flags="$(k8s_ldflags "$KUBERNETES_VERSION")"
