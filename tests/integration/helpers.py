@@ -29,14 +29,18 @@ def hpa(api: client.ApiClient, namespace: str) -> client.V2HorizontalPodAutoscal
     return items[0]
 
 
-def hpa_condition(h: client.V2HorizontalPodAutoscaler, ctype: str) -> client.V2HorizontalPodAutoscalerCondition | None:
+def hpa_condition(
+    h: client.V2HorizontalPodAutoscaler, ctype: str
+) -> client.V2HorizontalPodAutoscalerCondition | None:
     for c in h.status.conditions or []:
         if c.type == ctype:
             return c
     return None
 
 
-def hpa_current_gpu(h: client.V2HorizontalPodAutoscaler, metric: str = "DCGM_FI_DEV_GPU_UTIL") -> float | None:
+def hpa_current_gpu(
+    h: client.V2HorizontalPodAutoscaler, metric: str = "DCGM_FI_DEV_GPU_UTIL"
+) -> float | None:
     for m in h.status.current_metrics or []:
         if m.type == "Pods" and m.pods.metric.name == metric:
             q = m.pods.current.average_value
@@ -46,8 +50,12 @@ def hpa_current_gpu(h: client.V2HorizontalPodAutoscaler, metric: str = "DCGM_FI_
 
 def inference_pods(api: client.ApiClient, namespace: str) -> list[client.V1Pod]:
     pods = client.CoreV1Api(api).list_namespaced_pod(namespace).items
-    return [p for p in pods if (p.metadata.labels or {}).get("app.kubernetes.io/name") == "inference"
-            and not p.metadata.deletion_timestamp]
+    return [
+        p
+        for p in pods
+        if (p.metadata.labels or {}).get("app.kubernetes.io/name") == "inference"
+        and not p.metadata.deletion_timestamp
+    ]
 
 
 def ready(pod: client.V1Pod) -> bool:
@@ -57,3 +65,19 @@ def ready(pod: client.V1Pod) -> bool:
 def gpu_nodes(api: client.ApiClient) -> list[client.V1Node]:
     nodes = client.CoreV1Api(api).list_node(label_selector="gpu-inference.io/node-pool=gpu").items
     return [n for n in nodes if not n.metadata.deletion_timestamp]
+
+
+def wait_for_hpa(
+    api: client.ApiClient,
+    namespace: str,
+    what: str,
+    predicate: Callable[[client.V2HorizontalPodAutoscaler], bool],
+    timeout_s: float,
+) -> client.V2HorizontalPodAutoscaler:
+    """Poll the HPA until `predicate` holds; returns that HPA."""
+
+    def check() -> client.V2HorizontalPodAutoscaler | None:
+        h = hpa(api, namespace)
+        return h if predicate(h) else None
+
+    return wait_until(what, check, timeout_s)

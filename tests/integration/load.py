@@ -1,5 +1,7 @@
-"""A bounded load generator for the integration tests: N concurrent clients send completions
-to the local front door (loopback only) until stopped or until `max_seconds` pass."""
+"""A bounded, open-loop load generator for the integration tests: `rate` completions per second
+to the local front door (loopback only) until stopped or until `max_seconds` pass. Open loop, so
+more replicas really lower per-replica utilization (a closed loop of many clients would keep any
+number of replicas busy)."""
 
 from __future__ import annotations
 
@@ -15,42 +17,57 @@ import aiohttp
 class LoadStats:
     ok: int = 0
     errors: int = 0
+    skipped: int = 0
     latencies: list[float] = field(default_factory=list)
 
 
 class Load:
-    def __init__(self, url: str, concurrency: int, max_seconds: float, max_tokens: int = 64) -> None:
+    def __init__(
+        self, url: str, rate: float, max_seconds: float, max_in_flight: int = 200, max_tokens: int = 64
+    ) -> None:
         assert url.startswith(("http://127.", "http://localhost")), "load goes to loopback only"
         self.url = url.rstrip("/") + "/v1/completions"
-        self.concurrency = concurrency
+        self.rate = rate
         self.max_seconds = max_seconds
+        self.max_in_flight = max_in_flight
         self.max_tokens = max_tokens
         self.stats = LoadStats()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
-    async def _worker(self, session: aiohttp.ClientSession, deadline: float) -> None:
+    async def _one(self, session: aiohttp.ClientSession, slots: asyncio.Semaphore) -> None:
         body = {"model": "any", "prompt": "Say something about GPUs.", "max_tokens": self.max_tokens}
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            start = time.monotonic()
-            try:
-                async with session.post(self.url, json=body) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        self.stats.ok += 1
-                        self.stats.latencies.append(time.monotonic() - start)
-                    else:
-                        self.stats.errors += 1
-                        await asyncio.sleep(0.2)
-            except aiohttp.ClientError:
-                self.stats.errors += 1
-                await asyncio.sleep(0.2)
+        start = time.monotonic()
+        try:
+            async with session.post(self.url, json=body) as resp:
+                await resp.read()
+                if resp.status == 200:
+                    self.stats.ok += 1
+                    self.stats.latencies.append(time.monotonic() - start)
+                else:
+                    self.stats.errors += 1
+        except (aiohttp.ClientError, TimeoutError):
+            self.stats.errors += 1
+        finally:
+            slots.release()
 
     async def _main(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            await asyncio.gather(*(self._worker(session, deadline) for _ in range(self.concurrency)))
+        slots = asyncio.Semaphore(self.max_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            next_at = time.monotonic()
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                if slots.locked():
+                    self.stats.skipped += 1
+                else:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._one(session, slots))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                next_at += 1.0 / self.rate
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def __enter__(self) -> Load:
         self._thread.start()
@@ -58,4 +75,4 @@ class Load:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=90)

@@ -10,7 +10,15 @@ from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.local.cluster import LocalCluster
 
-from .helpers import gpu_nodes, hpa, hpa_condition, hpa_current_gpu, inference_pods, ready, wait_until
+from .helpers import (
+    gpu_nodes,
+    hpa_condition,
+    hpa_current_gpu,
+    inference_pods,
+    ready,
+    wait_for_hpa,
+    wait_until,
+)
 
 
 def test_release_is_deployed(local_cluster: LocalCluster) -> None:
@@ -38,7 +46,9 @@ def test_gpu_nodes_are_modelled_on_the_eks_node_group(api: client.ApiClient) -> 
     assert labels["topology.kubernetes.io/zone"].startswith("us-east-1")
     assert node.status.allocatable["nvidia.com/gpu"] == "1"
     assert node.status.capacity["cpu"] == "4"
-    assert [(t.key, t.value, t.effect) for t in node.spec.taints] == [("nvidia.com/gpu", "true", "NoSchedule")]
+    assert [(t.key, t.value, t.effect) for t in node.spec.taints] == [
+        ("nvidia.com/gpu", "true", "NoSchedule")
+    ]
 
 
 def test_only_gpu_pods_land_on_gpu_nodes(api: client.ApiClient, local_cluster: LocalCluster) -> None:
@@ -47,8 +57,10 @@ def test_only_gpu_pods_land_on_gpu_nodes(api: client.ApiClient, local_cluster: L
     for p in pods:
         if p.spec.node_name in gpu_node_names:
             owner_kinds = {o.kind for o in p.metadata.owner_references or []}
-            wants_gpu = any("nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
-                            for c in p.spec.containers)
+            wants_gpu = any(
+                "nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
+                for c in p.spec.containers
+            )
             assert wants_gpu or "DaemonSet" in owner_kinds, f"{p.metadata.name} runs on a GPU node"
 
 
@@ -57,25 +69,34 @@ def test_custom_metric_has_one_value_per_ready_inference_pod(
 ) -> None:
     ready_pods = {p.metadata.name for p in inference_pods(api, local_cluster.cfg.namespace) if ready(p)}
     assert ready_pods
-    values = wait_until("a GPU value for every Ready pod",
-                        lambda: (v := local_cluster.custom_metric()) if set(v) >= ready_pods else None, 60)
+
+    def all_pods_have_a_value() -> dict[str, float] | None:
+        values = local_cluster.custom_metric()
+        return values if set(values) >= ready_pods else None
+
+    values = wait_until("a GPU value for every Ready pod", all_pods_have_a_value, 60)
     assert set(values) == ready_pods
     assert all(0 <= v <= 100 for v in values.values())
 
 
 def test_hpa_shows_a_number_for_the_gpu_metric(api: client.ApiClient, local_cluster: LocalCluster) -> None:
     ns = local_cluster.cfg.namespace
-    h = wait_until("the HPA to report the GPU metric", lambda: (x := hpa(api, ns)) if hpa_current_gpu(x) is not None
-                   else None, 90)
+    h = wait_for_hpa(
+        api, ns, "the HPA to report the GPU metric", lambda h: hpa_current_gpu(h) is not None, 90
+    )
     active = hpa_condition(h, "ScalingActive")
-    assert active is not None and active.status == "True", active
+    assert active is not None, "the HPA has no ScalingActive condition"
+    assert active.status == "True", active
     assert h.spec.metrics[0].pods.metric.name == "DCGM_FI_DEV_GPU_UTIL"
 
 
 def test_kwokctl_downloads_nothing(local_cluster: LocalCluster) -> None:
-    plan = local_cluster.kwokctl.dry_run("dry-run-probe", kubeconfig=local_cluster.workdir / "dry-run.kubeconfig",
-                                         config_file=local_cluster.kwokctl_config(),
-                                         extra_args=local_cluster.extra_args())
+    plan = local_cluster.kwokctl.dry_run(
+        "dry-run-probe",
+        kubeconfig=local_cluster.workdir / "dry-run.kubeconfig",
+        config_file=local_cluster.kwokctl_config(),
+        extra_args=local_cluster.extra_args(),
+    )
     downloads = [line for line in plan.splitlines() if line.startswith("# Download")]
     assert downloads, "dry run printed no plan"
     remote = [line for line in downloads if "http://" in line or "https://" in line]

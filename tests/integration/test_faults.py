@@ -7,7 +7,16 @@ from kubernetes import client
 from gpu_inference.local import hostprocs
 from gpu_inference.local.cluster import LocalCluster
 
-from .helpers import gpu_nodes, hpa, hpa_condition, hpa_current_gpu, inference_pods, ready, wait_until
+from .helpers import (
+    gpu_nodes,
+    hpa,
+    hpa_condition,
+    hpa_current_gpu,
+    inference_pods,
+    ready,
+    wait_for_hpa,
+    wait_until,
+)
 
 
 def _metric_missing(h: client.V2HorizontalPodAutoscaler) -> bool:
@@ -23,13 +32,17 @@ def test_prometheus_stopped_hpa_holds_and_reports_then_recovers(
     configs = local_cluster.host_configs()
     hostprocs.stop(local_cluster.workdir, "prometheus")
     try:
-        h = wait_until("the HPA to report the metric missing", lambda: (x := hpa(api, ns)) if _metric_missing(x)
-                       else None, 120)
+        h = wait_for_hpa(api, ns, "the HPA to report the metric missing", _metric_missing, 120)
         assert h.status.current_replicas == before, "the HPA changed replicas without a metric"
     finally:
         local_cluster.start_prometheus(configs)
-    wait_until("the HPA to read the GPU metric again",
-               lambda: not _metric_missing(x := hpa(api, ns)) and hpa_current_gpu(x) is not None, 150)
+    wait_for_hpa(
+        api,
+        ns,
+        "the HPA to read the GPU metric again",
+        lambda h: not _metric_missing(h) and hpa_current_gpu(h) is not None,
+        150,
+    )
 
 
 def test_adapter_restart_recovers(api: client.ApiClient, local_cluster: LocalCluster) -> None:
@@ -50,8 +63,13 @@ def test_gpu_node_deleted_pod_is_rescheduled(api: client.ApiClient, local_cluste
     node = victim.spec.node_name
     core.delete_node(node)
     # The pod on the lost node goes; the Deployment replaces it; a new GPU node is provisioned.
-    wait_until("a replacement inference pod Ready on another node",
-               lambda: [p for p in inference_pods(api, ns)
-                        if ready(p) and p.metadata.name != victim.metadata.name and p.spec.node_name != node],
-               180)
+    wait_until(
+        "a replacement inference pod Ready on another node",
+        lambda: [
+            p
+            for p in inference_pods(api, ns)
+            if ready(p) and p.metadata.name != victim.metadata.name and p.spec.node_name != node
+        ],
+        180,
+    )
     assert node not in {n.metadata.name for n in gpu_nodes(api)}

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpu_inference.errors import ConfigError
 
+
 class InstanceShape(BaseModel):
     """What one EC2 instance type offers to Kubernetes (AWS instance type specs, EKS max-pods table)."""
 
@@ -75,7 +76,7 @@ class NodeGroupSpec(BaseModel):
             raise ConfigError(
                 f"managedNodeGroups[{self.name}].instanceType",
                 f"unknown instance type {self.instance_type!r}",
-                f"use one of {sorted(INSTANCE_SHAPES)} or add it to gpu_inference.cluster_spec.INSTANCE_SHAPES",
+                f"use one of {sorted(INSTANCE_SHAPES)} or add it to cluster_spec.INSTANCE_SHAPES",
             ) from None
 
     @property
@@ -112,7 +113,9 @@ class ClusterSpec(BaseModel):
 def _node_group(raw: dict[str, Any], where: str) -> NodeGroupSpec:
     types = raw.get("instanceTypes") or ([raw["instanceType"]] if raw.get("instanceType") else [])
     if not types:
-        raise ConfigError(f"{where}.instanceType", "no instance type", "set instanceType (or instanceTypes for spot)")
+        raise ConfigError(
+            f"{where}.instanceType", "no instance type", "set instanceType (or instanceTypes for spot)"
+        )
     min_size = int(raw.get("minSize", 0))
     max_size = int(raw.get("maxSize", min_size))
     desired = int(raw.get("desiredCapacity", min_size))

@@ -46,8 +46,21 @@ class Kwokctl:
         dry_run: bool = False,
         wait_s: int = 120,
     ) -> list[str]:
-        args = ["create", "cluster", "--name", name, "--runtime", "binary", "--kubeconfig", str(kubeconfig),
-                "--config", str(config_file), "--wait", f"{wait_s}s", "--disable-qps-limits"]
+        args = [
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--runtime",
+            "binary",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--config",
+            str(config_file),
+            "--wait",
+            f"{wait_s}s",
+            "--disable-qps-limits",
+        ]
         for flag, tool in COMPONENT_BINARIES.items():
             args += [flag, process.find_binary(tool)]
         for extra in extra_args:
@@ -56,21 +69,37 @@ class Kwokctl:
             args.append("--dry-run")
         return args
 
-    def create_cluster(self, name: str, *, kubeconfig: Path, config_file: Path,
-                       extra_args: Sequence[str] = (), wait_s: int = 120) -> None:
-        args = self.create_args(name, kubeconfig=kubeconfig, config_file=config_file, extra_args=extra_args,
-                                wait_s=wait_s)
+    def create_cluster(
+        self,
+        name: str,
+        *,
+        kubeconfig: Path,
+        config_file: Path,
+        extra_args: Sequence[str] = (),
+        wait_s: int = 120,
+    ) -> None:
+        args = self.create_args(
+            name, kubeconfig=kubeconfig, config_file=config_file, extra_args=extra_args, wait_s=wait_s
+        )
         process.run("kwokctl", args, timeout=wait_s + 60, env=self.env)
 
-    def dry_run(self, name: str, *, kubeconfig: Path, config_file: Path, extra_args: Sequence[str] = ()) -> str:
+    def dry_run(
+        self, name: str, *, kubeconfig: Path, config_file: Path, extra_args: Sequence[str] = ()
+    ) -> str:
         """What `create cluster` would do, without doing it (used to prove no download happens)."""
-        args = self.create_args(name, kubeconfig=kubeconfig, config_file=config_file, extra_args=extra_args,
-                                dry_run=True)
+        args = self.create_args(
+            name, kubeconfig=kubeconfig, config_file=config_file, extra_args=extra_args, dry_run=True
+        )
         return process.run("kwokctl", args, timeout=60, env=self.env).stdout
 
     def delete_cluster(self, name: str, *, kubeconfig: Path) -> None:
-        process.run("kwokctl", ["delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)],
-                    timeout=120, env=self.env, check=False)
+        process.run(
+            "kwokctl",
+            ["delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)],
+            timeout=120,
+            env=self.env,
+            check=False,
+        )
 
     def clusters(self) -> list[str]:
         out = process.run("kwokctl", ["get", "clusters"], timeout=30, env=self.env, check=False)

@@ -32,11 +32,12 @@ def find_binary(name: str, hint: str = TOOLS_HINT) -> str:
 
 def redact(args: Sequence[str], secrets: Sequence[str]) -> list[str]:
     out = []
-    for a in args:
-        for s in secrets:
-            if s:
-                a = a.replace(s, "***")
-        out.append(a)
+    for arg in args:
+        shown = arg
+        for secret in secrets:
+            if secret:
+                shown = shown.replace(secret, "***")
+        out.append(shown)
     return out
 
 
@@ -68,7 +69,7 @@ def run(
     shown = redact([tool, *args], secrets)
     log.debug("run: %s", " ".join(shown))
     try:
-        proc = subprocess.run(  # noqa: S603 - argument list, no shell
+        proc = subprocess.run(
             [binary, *args],
             capture_output=True,
             text=True,

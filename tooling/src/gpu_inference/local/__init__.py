@@ -8,13 +8,15 @@ from typing import Any
 def target(name: str = "gpu-inference") -> Any:
     """The load-test target of a running local cluster (front door, Prometheus, kubeconfig)."""
     from gpu_inference.errors import ConfigError
+    from gpu_inference.loadtest.models import Target
     from gpu_inference.local.cluster import LocalCluster
     from gpu_inference.local.config import LocalClusterConfig
-    from gpu_inference.loadtest.models import Target
 
     cluster = LocalCluster(LocalClusterConfig(name=name))
     if not cluster.exists():
-        raise ConfigError("--local", f"no local cluster named {name!r} is running", "run `gpu-inference local up` first")
+        raise ConfigError(
+            "--local", f"no local cluster named {name!r} is running", "run `gpu-inference local up` first"
+        )
     ep = cluster.endpoints
     return Target(
         url=ep.front_door_url,

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_COMPONENT = "prometheus"
 ADAPTER_COMPONENT = "prometheus-adapter"
+DCGM_COMPONENT = "dcgm-exporter"
 _IN_CLUSTER = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Adapter flags that the host process sets itself (ports, TLS, credentials, Prometheus address).
 _HOST_FLAGS = (
@@ -48,6 +49,8 @@ class HostConfigs:
     adapter_rules: str = ""
     adapter_args: list[str] = field(default_factory=list)
     dropped_jobs: list[str] = field(default_factory=list)
+    #: The DCGM exporter's collection interval (DCGM_EXPORTER_INTERVAL), which the simulator uses.
+    dcgm_collect_interval_s: float = 30.0
 
 
 def _component(obj: dict[str, Any]) -> str:
@@ -65,11 +68,13 @@ def _uses_in_cluster_credentials(job: dict[str, Any]) -> bool:
 
 def extract(objs: list[dict[str, Any]], kubeconfig: Path, rules_dir: Path) -> HostConfigs:
     """Build the host configuration from the release's rendered objects."""
-    prom_cms = [cm for cm in _find(objs, "ConfigMap", PROMETHEUS_COMPONENT) if "prometheus.yml" in cm.get("data", {})]
+    prom_cms = [
+        cm for cm in _find(objs, "ConfigMap", PROMETHEUS_COMPONENT) if "prometheus.yml" in cm.get("data", {})
+    ]
     if len(prom_cms) != 1:
         raise ConfigError(
             "prometheus.enabled",
-            f"expected one ConfigMap labelled component=prometheus with prometheus.yml, found {len(prom_cms)}",
+            f"expected one component=prometheus ConfigMap with prometheus.yml, found {len(prom_cms)}",
             "the local cluster needs the chart's Prometheus configuration: keep prometheus.enabled=true",
         )
     data: dict[str, str] = prom_cms[0]["data"]
@@ -79,7 +84,11 @@ def extract(objs: list[dict[str, Any]], kubeconfig: Path, rules_dir: Path) -> Ho
     rule_files: dict[str, str] = {}
     for cm in _find(objs, "ConfigMap", PROMETHEUS_COMPONENT):
         for key, text in (cm.get("data") or {}).items():
-            if key != "prometheus.yml" and (key.endswith((".yml", ".yaml"))) and "groups" in (yaml.safe_load(text) or {}):
+            if (
+                key != "prometheus.yml"
+                and (key.endswith((".yml", ".yaml")))
+                and "groups" in (yaml.safe_load(text) or {})
+            ):
                 rule_files[key] = text
     cfg["rule_files"] = [str(rules_dir / k) for k in sorted(rule_files)]
 
@@ -98,13 +107,21 @@ def extract(objs: list[dict[str, Any]], kubeconfig: Path, rules_dir: Path) -> Ho
 
     adapter_rules = ""
     adapter_args: list[str] = []
-    adapter_cms = [cm for cm in _find(objs, "ConfigMap", ADAPTER_COMPONENT) if "config.yaml" in cm.get("data", {})]
+    adapter_cms = [
+        cm for cm in _find(objs, "ConfigMap", ADAPTER_COMPONENT) if "config.yaml" in cm.get("data", {})
+    ]
     if adapter_cms:
         adapter_rules = adapter_cms[0]["data"]["config.yaml"]
         for dep in _find(objs, "Deployment", ADAPTER_COMPONENT):
             for c in dep["spec"]["template"]["spec"]["containers"]:
                 adapter_args = [a for a in c.get("args") or [] if not a.startswith(_HOST_FLAGS)]
-    return HostConfigs(cfg, rule_files, adapter_rules, adapter_args, dropped)
+    interval_s = 30.0  # dcgm-exporter's own default
+    for ds in _find(objs, "DaemonSet", DCGM_COMPONENT):
+        for c in ds["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env") or []:
+                if e.get("name") == "DCGM_EXPORTER_INTERVAL":
+                    interval_s = int(e["value"]) / 1000
+    return HostConfigs(cfg, rule_files, adapter_rules, adapter_args, dropped, interval_s)
 
 
 def write(configs: HostConfigs, prometheus_dir: Path) -> Path:

@@ -98,21 +98,37 @@ class LocalCluster:
             return
         cfg_file = self.kwokctl_config()
         log.info("starting control plane %s (kwokctl, binary runtime)", self.cfg.name)
-        self.kwokctl.create_cluster(self.cfg.name, kubeconfig=self.kubeconfig, config_file=cfg_file,
-                                    extra_args=self.extra_args())
+        self.kwokctl.create_cluster(
+            self.cfg.name, kubeconfig=self.kubeconfig, config_file=cfg_file, extra_args=self.extra_args()
+        )
 
     def create_nodes(self) -> None:
         spec = load_cluster_spec(self.cfg.eksctl_config)
-        scaler = NodeGroupScaler(client.CoreV1Api(self._api()), spec, provision_delay_s=0,
-                                 scale_down_unneeded_s=self.cfg.scale_down_unneeded_s)
+        scaler = NodeGroupScaler(
+            client.CoreV1Api(self._api()),
+            spec,
+            provision_delay_s=0,
+            scale_down_unneeded_s=self.cfg.scale_down_unneeded_s,
+        )
         scaler.ensure_minimum()
 
     def start_node_scaler(self) -> None:
         hostprocs.start(
-            self.workdir, "node-scaler", "gpu_inference.local.nodescaler",
-            ["--kubeconfig", str(self.kubeconfig), "--cluster-config", str(self.cfg.eksctl_config),
-             "--scan-interval", "5", "--provision-delay", str(self.cfg.provision_delay_s),
-             "--scale-down-unneeded", str(self.cfg.scale_down_unneeded_s)],
+            self.workdir,
+            "node-scaler",
+            "gpu_inference.local.nodescaler",
+            [
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--cluster-config",
+                str(self.cfg.eksctl_config),
+                "--scan-interval",
+                "5",
+                "--provision-delay",
+                str(self.cfg.provision_delay_s),
+                "--scale-down-unneeded",
+                str(self.cfg.scale_down_unneeded_s),
+            ],
             python_module=True,
         )
 
@@ -120,15 +136,25 @@ class LocalCluster:
         """Values the local cluster sets from its settings on top of values-local.yaml."""
         return {
             "wiring": {"scrapeInterval": f"{self.cfg.scrape_interval_s}s"},
-            "autoscaling": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": self.cfg.scale_down_window_s}}},
+            "autoscaling": {
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": self.cfg.scale_down_window_s}}
+            },
         }
 
     def install_chart(self) -> None:
         helm = Helm(kubeconfig=self.kubeconfig)
         helm.upgrade_install(
-            self.cfg.release, paths.chart_dir(), namespace=self.cfg.namespace,
-            values_files=[VALUES_OVERLAY], values=self.overlay_values(), wait=True, timeout_s=240,
+            self.cfg.release,
+            paths.chart_dir(),
+            namespace=self.cfg.namespace,
+            values_files=[VALUES_OVERLAY],
+            values=self.overlay_values(),
+            wait=True,
+            timeout_s=240,
         )
+
+    def _selector(self, component: str) -> str:
+        return f"app.kubernetes.io/instance={self.cfg.release},app.kubernetes.io/component={component}"
 
     def _release_objects(self) -> list[dict[str, Any]]:
         api = client.ApiClient()
@@ -140,6 +166,8 @@ class LocalCluster:
             objs.append({"kind": "ConfigMap", **api.sanitize_for_serialization(cm)})
         for dep in apps.list_namespaced_deployment(self.cfg.namespace, label_selector=sel).items:
             objs.append({"kind": "Deployment", **api.sanitize_for_serialization(dep)})
+        for ds in apps.list_daemon_set_for_all_namespaces(label_selector=sel).items:
+            objs.append({"kind": "DaemonSet", **api.sanitize_for_serialization(ds)})
         return objs
 
     def host_configs(self) -> chartconfig.HostConfigs:
@@ -150,18 +178,27 @@ class LocalCluster:
         prom_dir = self.workdir / "prometheus"
         cfg_path = chartconfig.write(configs, prom_dir)
         hostprocs.start(
-            self.workdir, "prometheus", "prometheus",
-            [f"--config.file={cfg_path}", f"--storage.tsdb.path={prom_dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.cfg.prometheus_port}", "--web.enable-lifecycle",
-             "--storage.tsdb.retention.time=1d"],
+            self.workdir,
+            "prometheus",
+            "prometheus",
+            [
+                f"--config.file={cfg_path}",
+                f"--storage.tsdb.path={prom_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.cfg.prometheus_port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1d",
+            ],
         )
 
     def _adapter_tls(self) -> tuple[Path, Path]:
         """The serving certificate the chart made for the adapter (its APIService caBundle trusts it)."""
         core = client.CoreV1Api(self._api())
-        sel = f"app.kubernetes.io/instance={self.cfg.release},app.kubernetes.io/component={chartconfig.ADAPTER_COMPONENT}"
-        secrets = [s for s in core.list_namespaced_secret(self.cfg.namespace, label_selector=sel).items
-                   if s.type == "kubernetes.io/tls"]
+        sel = self._selector(chartconfig.ADAPTER_COMPONENT)
+        secrets = [
+            s
+            for s in core.list_namespaced_secret(self.cfg.namespace, label_selector=sel).items
+            if s.type == "kubernetes.io/tls"
+        ]
         if not secrets:
             raise LocalClusterError("the chart created no TLS Secret for prometheus-adapter")
         tls_dir = self.workdir / "adapter"
@@ -180,11 +217,21 @@ class LocalCluster:
         crt, key = self._adapter_tls()
         kc = str(self.kubeconfig)
         hostprocs.start(
-            self.workdir, "prometheus-adapter", "prometheus-adapter",
-            [*configs.adapter_args, f"--secure-port={self.cfg.adapter_port}", "--bind-address=127.0.0.1",
-             f"--tls-cert-file={crt}", f"--tls-private-key-file={key}", f"--lister-kubeconfig={kc}",
-             f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-             f"--prometheus-url=http://127.0.0.1:{self.cfg.prometheus_port}", f"--config={rules}"],
+            self.workdir,
+            "prometheus-adapter",
+            "prometheus-adapter",
+            [
+                *configs.adapter_args,
+                f"--secure-port={self.cfg.adapter_port}",
+                "--bind-address=127.0.0.1",
+                f"--tls-cert-file={crt}",
+                f"--tls-private-key-file={key}",
+                f"--lister-kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                f"--prometheus-url=http://127.0.0.1:{self.cfg.prometheus_port}",
+                f"--config={rules}",
+            ],
         )
         self._route_apiservice_to_host()
 
@@ -193,7 +240,7 @@ class LocalCluster:
         (Endpoints reject loopback IPs) and the APIServices at the host port."""
         core = client.CoreV1Api(self._api())
         reg = client.ApiregistrationV1Api(self._api())
-        sel = f"app.kubernetes.io/instance={self.cfg.release},app.kubernetes.io/component={chartconfig.ADAPTER_COMPONENT}"
+        sel = self._selector(chartconfig.ADAPTER_COMPONENT)
         services = core.list_namespaced_service(self.cfg.namespace, label_selector=sel).items
         if not services:
             raise LocalClusterError("the chart created no Service for prometheus-adapter")
@@ -201,21 +248,40 @@ class LocalCluster:
         name = svc.metadata.name
         core.delete_namespaced_service(name, self.cfg.namespace)
         body = client.V1Service(
-            metadata=client.V1ObjectMeta(name=name, labels=svc.metadata.labels, annotations=svc.metadata.annotations),
-            spec=client.V1ServiceSpec(type="ExternalName", external_name="127.0.0.1",
-                                      ports=[client.V1ServicePort(port=self.cfg.adapter_port, name="https")]),
+            metadata=client.V1ObjectMeta(
+                name=name, labels=svc.metadata.labels, annotations=svc.metadata.annotations
+            ),
+            spec=client.V1ServiceSpec(
+                type="ExternalName",
+                external_name="127.0.0.1",
+                ports=[client.V1ServicePort(port=self.cfg.adapter_port, name="https")],
+            ),
         )
         core.create_namespaced_service(self.cfg.namespace, body)
         for aps in reg.list_api_service().items:
             ref = aps.spec.service
             if ref and ref.name == name and ref.namespace == self.cfg.namespace:
-                reg.patch_api_service(aps.metadata.name, {"spec": {"service": {"port": self.cfg.adapter_port}}})
+                reg.patch_api_service(
+                    aps.metadata.name, {"spec": {"service": {"port": self.cfg.adapter_port}}}
+                )
 
-    def start_simulator(self) -> None:
+    def start_simulator(self, configs: chartconfig.HostConfigs) -> None:
         hostprocs.start(
-            self.workdir, "gpu-simulator", "gpu_inference.gpusim",
-            ["--kubeconfig", str(self.kubeconfig), "--namespace", self.cfg.namespace,
-             "--front-door", f"127.0.0.1:{self.cfg.front_door_port}", "--profile", self.cfg.profile],
+            self.workdir,
+            "gpu-simulator",
+            "gpu_inference.gpusim",
+            [
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--namespace",
+                self.cfg.namespace,
+                "--front-door",
+                f"127.0.0.1:{self.cfg.front_door_port}",
+                "--profile",
+                self.cfg.profile,
+                "--collect-interval",
+                str(configs.dcgm_collect_interval_s),
+            ],
             python_module=True,
         )
 
@@ -227,7 +293,7 @@ class LocalCluster:
             self.start_node_scaler()
             self.install_chart()
             configs = self.host_configs()
-            self.start_simulator()
+            self.start_simulator(configs)
             self.start_prometheus(configs)
             self.start_adapter(configs)
             self.wait_for_custom_metric(timeout_s=120)
@@ -239,9 +305,13 @@ class LocalCluster:
 
     # ---------------------------------------------------------------- checks
     def hpa_name(self) -> str:
-        hpas = client.AutoscalingV2Api(self._api()).list_namespaced_horizontal_pod_autoscaler(
-            self.cfg.namespace, label_selector=f"app.kubernetes.io/instance={self.cfg.release}"
-        ).items
+        hpas = (
+            client.AutoscalingV2Api(self._api())
+            .list_namespaced_horizontal_pod_autoscaler(
+                self.cfg.namespace, label_selector=f"app.kubernetes.io/instance={self.cfg.release}"
+            )
+            .items
+        )
         if len(hpas) != 1:
             raise LocalClusterError(f"expected one HPA of release {self.cfg.release}, found {len(hpas)}")
         return str(hpas[0].metadata.name)
@@ -251,8 +321,14 @@ class LocalCluster:
         api = self._api()
         path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{self.cfg.namespace}/pods/*/{GPU_METRIC}"
         try:
-            resp = api.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"],
-                                _return_http_data_only=True, _preload_content=True)
+            resp = api.call_api(
+                path,
+                "GET",
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=True,
+            )
         except ApiException as exc:
             raise LocalClusterError(f"custom metrics API: {exc.status} {exc.reason}") from exc
         out: dict[str, float] = {}
@@ -271,12 +347,19 @@ class LocalCluster:
             except LocalClusterError as exc:
                 last = exc
             time.sleep(2)
-        raise LocalClusterError(f"{GPU_METRIC} never reached the custom metrics API in {timeout_s:.0f}s ({last})")
+        raise LocalClusterError(
+            f"{GPU_METRIC} never reached the custom metrics API in {timeout_s:.0f}s ({last})"
+        )
 
     def status(self) -> dict[str, Any]:
         procs = {n: hostprocs.running(self.workdir, n) for n in PROCESSES}
-        return {"name": self.cfg.name, "exists": self.exists(), "workdir": str(self.workdir), "processes": procs,
-                **({"endpoints": self.endpoints.__dict__} if self.exists() else {})}
+        return {
+            "name": self.cfg.name,
+            "exists": self.exists(),
+            "workdir": str(self.workdir),
+            "processes": procs,
+            **({"endpoints": self.endpoints.__dict__} if self.exists() else {}),
+        }
 
     # ---------------------------------------------------------------- down
     def down(self) -> None:

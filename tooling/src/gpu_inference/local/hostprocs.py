@@ -5,6 +5,7 @@ work directory, and stopped by `local down` even if the process that started the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -43,14 +44,16 @@ def start(
     """Start `binary args...` detached; returns its pid. `binary` is looked up like any tool,
     unless python_module is set, in which case this interpreter runs `-m binary`."""
     stop(workdir, name)
-    exe = [os.environ.get("GPU_INFERENCE_PYTHON", _python()), "-m", binary] if python_module else [
-        find_binary(binary)
-    ]
+    exe = (
+        [os.environ.get("GPU_INFERENCE_PYTHON", _python()), "-m", binary]
+        if python_module
+        else [find_binary(binary)]
+    )
     logf = log_file(workdir, name)
     logf.parent.mkdir(parents=True, exist_ok=True)
     _pid_file(workdir, name).parent.mkdir(parents=True, exist_ok=True)
     with logf.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+        proc = subprocess.Popen(
             [*exe, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -106,10 +109,8 @@ def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
     if pid is None:
         pf.unlink(missing_ok=True)
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not _alive(pid):
@@ -117,10 +118,8 @@ def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
         time.sleep(0.1)
     else:
         log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", name, pid, grace_s)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     pf.unlink(missing_ok=True)
     log.debug("stopped %s (pid %d)", name, pid)
     return True

@@ -72,7 +72,9 @@ def node_manifest(group: NodeGroupSpec, index: int, region: str) -> dict[str, An
         "spec": {
             "providerID": f"kwok://{region}/{name}",
             "taints": [
-                {"key": t.key, "value": t.value, "effect": t.effect} if t.value else {"key": t.key, "effect": t.effect}
+                {"key": t.key, "value": t.value, "effect": t.effect}
+                if t.value
+                else {"key": t.key, "effect": t.effect}
                 for t in group.taints
             ],
         },

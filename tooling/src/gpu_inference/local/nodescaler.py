@@ -55,9 +55,11 @@ def tolerates(pod: V1Pod, taints: list[dict[str, str]]) -> bool:
             continue
         ok = False
         for tol in tols:
-            if tol.operator == "Exists" and (tol.key in (None, "", t["key"])):
-                ok = True
-            elif tol.key == t["key"] and (tol.value or "") == t.get("value", "") and tol.effect in (None, "", t["effect"]):
+            if (tol.operator == "Exists" and (tol.key in (None, "", t["key"]))) or (
+                tol.key == t["key"]
+                and (tol.value or "") == t.get("value", "")
+                and tol.effect in (None, "", t["effect"])
+            ):
                 ok = True
         if not ok:
             return False
@@ -102,8 +104,15 @@ class GroupState:
 
 
 class NodeGroupScaler:
-    def __init__(self, api: client.CoreV1Api, cluster: ClusterSpec, *, provision_delay_s: float,
-                 scale_down_unneeded_s: float, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        api: client.CoreV1Api,
+        cluster: ClusterSpec,
+        *,
+        provision_delay_s: float,
+        scale_down_unneeded_s: float,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.api = api
         self.cluster = cluster
         self.provision_delay_s = provision_delay_s
@@ -122,7 +131,9 @@ class NodeGroupScaler:
         manifest = nodes.node_manifest(state.spec, state.next_index, self.cluster.region)
         self.api.create_node(manifest)
         state.next_index += 1
-        log.info("SIMULATED scale-up: node group %s added node %s", state.spec.name, manifest["metadata"]["name"])
+        log.info(
+            "SIMULATED scale-up: node group %s added node %s", state.spec.name, manifest["metadata"]["name"]
+        )
         return str(manifest["metadata"]["name"])
 
     def ensure_minimum(self) -> None:
@@ -153,8 +164,12 @@ class NodeGroupScaler:
             free = {k: v - used.get(node.metadata.name, {}).get(k, 0.0) for k, v in alloc.items()}
             manifest = {
                 "metadata": {"labels": node.metadata.labels or {}},
-                "spec": {"taints": [{"key": t.key, "value": t.value or "", "effect": t.effect}
-                                    for t in node.spec.taints or []]},
+                "spec": {
+                    "taints": [
+                        {"key": t.key, "value": t.value or "", "effect": t.effect}
+                        for t in node.spec.taints or []
+                    ]
+                },
                 "status": {"allocatable": {k: str(max(v, 0.0)) for k, v in free.items()}},
             }
             out.append((manifest, free))
@@ -195,13 +210,21 @@ class NodeGroupScaler:
             room = state.spec.max_size - current - len(state.pending_until)
             add = max(0, min(needed, room))
             if needed > 0 and room <= 0:
-                log.info("node group %s is at its maximum (%d); %d pod(s) stay pending",
-                         state.spec.name, state.spec.max_size, len(fitting))
+                log.info(
+                    "node group %s is at its maximum (%d); %d pod(s) stay pending",
+                    state.spec.name,
+                    state.spec.max_size,
+                    len(fitting),
+                )
             for _ in range(add):
                 state.pending_until.append(now + self.provision_delay_s)
             if add:
-                log.info("SIMULATED scale-up: node group %s provisioning %d node(s) for %d pending pod(s)",
-                         state.spec.name, add, len(fitting))
+                log.info(
+                    "SIMULATED scale-up: node group %s provisioning %d node(s) for %d pending pod(s)",
+                    state.spec.name,
+                    add,
+                    len(fitting),
+                )
             waiting = [p for p in waiting if p not in fitting]
 
     def _scale_down(self, pods: list[V1Pod], now: float) -> None:
@@ -219,7 +242,9 @@ class NodeGroupScaler:
                     self.api.delete_node(name)
                     state.empty_since.pop(name, None)
                     count -= 1
-                    log.info("SIMULATED scale-down: node group %s removed unneeded node %s", state.spec.name, name)
+                    log.info(
+                        "SIMULATED scale-down: node group %s removed unneeded node %s", state.spec.name, name
+                    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config.load_kube_config(config_file=str(args.kubeconfig))
     scaler = NodeGroupScaler(
-        client.CoreV1Api(), load_cluster_spec(args.cluster_config),
-        provision_delay_s=args.provision_delay, scale_down_unneeded_s=args.scale_down_unneeded,
+        client.CoreV1Api(),
+        load_cluster_spec(args.cluster_config),
+        provision_delay_s=args.provision_delay,
+        scale_down_unneeded_s=args.scale_down_unneeded,
     )
     stopping = False
 

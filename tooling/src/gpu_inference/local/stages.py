@@ -16,15 +16,25 @@ _REQUESTS_GPU = f'.spec.containers.[] | .resources.limits["{GPU_RESOURCE}"]'
 _READY_STATUS = '.status.conditions.[] | select( .type == "Ready" ) | .status'
 
 
-def _stage(name: str, kind: str, match: list[dict[str, Any]], nxt: dict[str, Any], delay_ms: int = 0,
-           jitter_ms: int = 0) -> dict[str, Any]:
+def _stage(
+    name: str,
+    kind: str,
+    match: list[dict[str, Any]],
+    nxt: dict[str, Any],
+    *,
+    delay_ms: int = 0,
+    jitter_ms: int = 0,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "resourceRef": {"apiGroup": "v1", "kind": kind},
         "selector": {"matchExpressions": match},
         "next": nxt,
     }
     if delay_ms or jitter_ms:
-        spec["delay"] = {"durationMilliseconds": delay_ms, "jitterDurationMilliseconds": max(jitter_ms, delay_ms)}
+        spec["delay"] = {
+            "durationMilliseconds": delay_ms,
+            "jitterDurationMilliseconds": max(jitter_ms, delay_ms),
+        }
     return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec}
 
 
@@ -41,7 +51,9 @@ conditions:
 {{ end }}
 """
 
-_NODE_INIT = _NODE_CONDITIONS + """
+_NODE_INIT = (
+    _NODE_CONDITIONS
+    + """
 addresses:
 - address: {{ NodeIP | Quote }}
   type: InternalIP
@@ -58,13 +70,16 @@ nodeInfo:
   kubeProxyVersion: {{ printf "kwok-%s" Version | Quote }}
 phase: Running
 """
+)
 
 
 def _pod_status(ready: bool, with_ips: bool) -> str:
     flag = "true" if ready else "false"
     state = '"True"' if ready else '"False"'
-    ips = """
-{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+    ips = (
+        """
+{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
 {{ with $podIPs }}
 podIP: {{ index . 0 | Quote }}
 podIPs:
@@ -81,8 +96,12 @@ hostIPs:
 {{ end }}
 {{ end }}
 startTime: {{ Now | Quote }}
-""" if with_ips else ""
-    return f"""
+"""
+        if with_ips
+        else ""
+    )
+    return (
+        f"""
 {{{{ $now := Now }}}}
 conditions:
 - lastTransitionTime: {{{{ $now | Quote }}}}
@@ -109,7 +128,9 @@ containerStatuses:
       startedAt: {{{{ $now | Quote }}}}
 {{{{ end }}}}
 phase: Running
-""" + ips
+"""
+        + ips
+    )
 
 
 def stages(image_pull_s: float, model_load_s: float) -> list[dict[str, Any]]:
@@ -122,22 +143,50 @@ def stages(image_pull_s: float, model_load_s: float) -> list[dict[str, Any]]:
     no_gpu = {"key": _REQUESTS_GPU, "operator": "DoesNotExist"}
     long_running = {"key": ".spec.restartPolicy", "operator": "In", "values": ["Always"]}
     return [
-        _stage("node-initialize", "Node", [{"key": _READY_STATUS, "operator": "NotIn", "values": ["True"]}],
-               {"statusTemplate": _NODE_INIT}),
-        _stage("node-heartbeat", "Node",
-               [{"key": ".status.phase", "operator": "In", "values": ["Running"]},
-                {"key": _READY_STATUS, "operator": "In", "values": ["True"]}],
-               {"statusTemplate": _NODE_CONDITIONS}, delay_ms=20_000, jitter_ms=25_000),
+        _stage(
+            "node-initialize",
+            "Node",
+            [{"key": _READY_STATUS, "operator": "NotIn", "values": ["True"]}],
+            {"statusTemplate": _NODE_INIT},
+        ),
+        _stage(
+            "node-heartbeat",
+            "Node",
+            [
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": _READY_STATUS, "operator": "In", "values": ["True"]},
+            ],
+            {"statusTemplate": _NODE_CONDITIONS},
+            delay_ms=20_000,
+            jitter_ms=25_000,
+        ),
         # GPU pods: image pull, then Running but not Ready while the model loads.
-        _stage("gpu-pod-start", "Pod", [_NOT_DELETING, pending, no_ip, gpu],
-               {"statusTemplate": _pod_status(ready=False, with_ips=True)}, delay_ms=int(image_pull_s * 1000)),
-        _stage("gpu-pod-ready", "Pod", [_NOT_DELETING, running, not_ready, gpu],
-               {"statusTemplate": _pod_status(ready=True, with_ips=False)}, delay_ms=int(model_load_s * 1000)),
+        _stage(
+            "gpu-pod-start",
+            "Pod",
+            [_NOT_DELETING, pending, no_ip, gpu],
+            {"statusTemplate": _pod_status(ready=False, with_ips=True)},
+            delay_ms=int(image_pull_s * 1000),
+        ),
+        _stage(
+            "gpu-pod-ready",
+            "Pod",
+            [_NOT_DELETING, running, not_ready, gpu],
+            {"statusTemplate": _pod_status(ready=True, with_ips=False)},
+            delay_ms=int(model_load_s * 1000),
+        ),
         # Everything else is Ready at once.
-        _stage("pod-ready", "Pod", [_NOT_DELETING, pending, not_ready, no_gpu, long_running],
-               {"statusTemplate": _pod_status(ready=True, with_ips=True)}),
+        _stage(
+            "pod-ready",
+            "Pod",
+            [_NOT_DELETING, pending, not_ready, no_gpu, long_running],
+            {"statusTemplate": _pod_status(ready=True, with_ips=True)},
+        ),
         # Pods that run to completion (e.g. helm test hooks) are left Pending: nothing really runs them.
-        _stage("pod-delete", "Pod", [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
-               {"finalizers": {"empty": True}, "delete": True}),
+        _stage(
+            "pod-delete",
+            "Pod",
+            [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+            {"finalizers": {"empty": True}, "delete": True},
+        ),
     ]
-

@@ -1,0 +1,326 @@
+"""The rendered Prometheus configuration and rules, checked and evaluated by the real promtool.
+
+`promtool test rules` evaluates the chart's recording rules, its alerts and the query the adapter
+sends for the HPA, against series shaped like the DCGM exporter's as each kind of Prometheus stores
+them: the chart's (honor_labels, pod/namespace kept) and kube-prometheus-stack scraping the GPU
+Operator's exporter (exported_pod/exported_namespace). The series are hand-written test input,
+not measurements."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gpu_inference.adapters.process import find_binary, run
+
+from .conftest import NAMESPACE, SCENARIOS, Rendered, render
+
+pytestmark = pytest.mark.unit
+log = logging.getLogger(__name__)
+
+POD_A = "gpu-inference-7d9f8c6b5-aaaaa"
+POD_B = "gpu-inference-7d9f8c6b5-bbbbb"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return find_binary("promtool", hint="Run `make prometheus` (Debian's prometheus package ships promtool).")
+
+
+def _promtool(promtool: str, *args: str, cwd: Path) -> str:
+    result = run("promtool", list(args), timeout=60, cwd=cwd, check=False)
+    assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def _supports_kubernetes_sd(promtool: str, tmp: Path) -> bool:
+    probe = tmp / "probe.yml"
+    probe.write_text("scrape_configs:\n  - job_name: probe\n    kubernetes_sd_configs:\n      - role: pod\n")
+    return run("promtool", ["check", "config", str(probe)], timeout=60, check=False).returncode == 0
+
+
+def _write_prometheus_files(r: Rendered, tmp: Path) -> dict[str, Any]:
+    cm = r.one("ConfigMap", "prometheus")
+    for name, text in cm["data"].items():
+        # rule_files point at the mount directory; here the files sit in tmp.
+        content = text.replace("/etc/prometheus/", f"{tmp}/") if name == "prometheus.yml" else text
+        (tmp / name).write_text(content)
+    return dict(yaml.safe_load((tmp / "prometheus.yml").read_text()))
+
+
+@pytest.mark.parametrize(
+    "scenario_name", ["01-default", "04-queue-depth", "05-local-overlay", "07-gpu-operator-own-prometheus"]
+)
+def test_promtool_checks_config_and_rules(scenario_name: str, promtool: str, tmp_path: Path) -> None:
+    r = render((str(SCENARIOS[scenario_name]),))
+    cfg = _write_prometheus_files(r, tmp_path)
+    if not _supports_kubernetes_sd(promtool, tmp_path):
+        # Debian's promtool is built without Kubernetes service discovery. Check everything else
+        # (globals, relabelling, rule files) with each pod-discovery block swapped for a static target.
+        log.warning("promtool lacks kubernetes_sd_configs; checking with static targets instead")
+        for job in cfg["scrape_configs"]:
+            if job.pop("kubernetes_sd_configs", None) is not None:
+                job["static_configs"] = [{"targets": ["127.0.0.1:9400"]}]
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    out = _promtool(promtool, "check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
+    assert "SUCCESS" in out
+    assert re.search(r"SUCCESS: \d+ rules found", out)
+
+
+def _dcgm_series(labels: str, value: str) -> dict[str, str]:
+    return {"series": f"DCGM_FI_DEV_GPU_UTIL{{{labels}}}", "values": value}
+
+
+def _adapter_query(r: Rendered, pods: list[str]) -> tuple[str, str]:
+    """The query prometheus-adapter sends for `pods/*/<metric>` in NAMESPACE, and its group-by label."""
+    rule = yaml.safe_load(r.one("ConfigMap", "prometheus-adapter")["data"]["config.yaml"])["rules"][0]
+    overrides = rule["resources"]["overrides"]
+    pod_label = next(k for k, v in overrides.items() if v["resource"] == "pod")
+    ns_label = next(k for k, v in overrides.items() if v["resource"] == "namespace")
+    series = rule["seriesQuery"].split("{", 1)[0]
+    matchers = f'{ns_label}="{NAMESPACE}",{pod_label}=~"{"|".join(pods)}"'
+    query = (
+        rule["metricsQuery"]
+        .replace("<<.Series>>", series)
+        .replace("<<.LabelMatchers>>", matchers)
+        .replace("<<.GroupBy>>", pod_label)
+    )
+    return query, pod_label
+
+
+def _unit_test(
+    rule_files: list[str],
+    series: list[dict[str, str]],
+    expr_tests: list[dict[str, Any]],
+    alert_tests: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    test: dict[str, Any] = {"interval": "15s", "input_series": series}
+    if expr_tests:
+        test["promql_expr_test"] = expr_tests
+    if alert_tests:
+        test["alert_rule_test"] = alert_tests
+    return {"rule_files": rule_files, "evaluation_interval": "15s", "tests": [test]}
+
+
+def test_default_mapping_keeps_the_inference_pod(promtool: str, tmp_path: Path) -> None:
+    r = render((str(SCENARIOS["01-default"]),))
+    _write_prometheus_files(r, tmp_path)
+    # As the chart's Prometheus stores them: the exporter's pod/namespace/container untouched,
+    # plus node and exporter_pod from the scrape job; one idle GPU with no pod.
+    common = f'namespace="{NAMESPACE}",container="server",job="dcgm-exporter"'
+    series = [
+        _dcgm_series(f'gpu="0",pod="{POD_A}",{common},node="n1",exporter_pod="dcgm-1"', "90x40"),
+        _dcgm_series(f'gpu="1",pod="{POD_A}",{common},node="n1",exporter_pod="dcgm-1"', "70x40"),
+        _dcgm_series(f'gpu="0",pod="{POD_B}",{common},node="n2",exporter_pod="dcgm-2"', "20x40"),
+        _dcgm_series('gpu="0",node="n3",exporter_pod="dcgm-3",job="dcgm-exporter"', "0x40"),
+        {"series": 'DCGM_FI_DEV_GPU_TEMP{gpu="0",node="n1"}', "values": "60x40"},
+        {"series": 'DCGM_FI_DEV_GPU_TEMP{gpu="0",node="n2"}', "values": "61x40"},
+        {"series": 'DCGM_FI_DEV_GPU_TEMP{gpu="0",node="n3"}', "values": "40x40"},
+    ]
+    query, group_by = _adapter_query(r, [POD_A, POD_B])
+    assert group_by == "pod"
+    expr_tests = [
+        {
+            "expr": "gpu_inference:gpu_utilization:avg",
+            "eval_time": "5m",
+            "exp_samples": [
+                {
+                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_A}"}}',
+                    "value": 80,
+                },
+                {
+                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_B}"}}',
+                    "value": 20,
+                },
+            ],
+        },
+        # What the HPA receives per pod: the average over the pod's GPUs.
+        {
+            "expr": query,
+            "eval_time": "5m",
+            "exp_samples": [
+                {"labels": f'{{pod="{POD_A}"}}', "value": 80},
+                {"labels": f'{{pod="{POD_B}"}}', "value": 20},
+            ],
+        },
+        {
+            "expr": "gpu_inference:gpu_nodes:count",
+            "eval_time": "5m",
+            "exp_samples": [{"labels": "gpu_inference:gpu_nodes:count", "value": 3}],
+        },
+        {
+            "expr": "gpu_inference:cost_usd_per_hour:sum",
+            "eval_time": "5m",
+            "exp_samples": [{"labels": "gpu_inference:cost_usd_per_hour:sum", "value": 1.578}],
+        },
+    ]
+    alert_tests: list[dict[str, Any]] = [
+        # A pod at 90 % (A's average is 80) is below the 90 % threshold: nothing fires.
+        {"eval_time": "10m", "alertname": "GPUUtilizationHighSustained", "exp_alerts": []},
+        {"eval_time": "10m", "alertname": "InferenceCustomMetricMissing", "exp_alerts": []},
+    ]
+    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, expr_tests, alert_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in out
+
+
+def _write_alert_rules_without_annotations(tmp: Path) -> None:
+    # promtool compares annotations too; the test copy drops them so that firing and labels are
+    # what is checked (the messages are static text reviewed in the chart).
+    rules = yaml.safe_load((tmp / "alerting_rules.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp / "alerting_rules.yml").write_text(yaml.safe_dump(rules))
+
+
+def test_alerts_fire(promtool: str, tmp_path: Path) -> None:
+    r = render((str(SCENARIOS["01-default"]),))
+    _write_prometheus_files(r, tmp_path)
+    _write_alert_rules_without_annotations(tmp_path)
+    series = [
+        _dcgm_series(f'gpu="0",pod="{POD_A}",namespace="{NAMESPACE}",node="n1"', "97x120"),
+        {"series": 'DCGM_FI_DEV_FB_USED{gpu="0",node="n1"}', "values": "15500x120"},
+        {"series": 'DCGM_FI_DEV_FB_FREE{gpu="0",node="n1"}', "values": "300x120"},
+        {"series": 'DCGM_FI_DEV_XID_ERRORS{gpu="0",node="n1"}', "values": "0 0 0 79x117"},
+        {"series": 'DCGM_FI_DEV_THERMAL_VIOLATION{gpu="0",node="n1"}', "values": "0+1000x120"},
+        {"series": f'up{{job="inference",namespace="{NAMESPACE}",pod="{POD_A}"}}', "values": "1x120"},
+    ]
+    alert_tests: list[dict[str, Any]] = [
+        {"eval_time": "10m", "alertname": "GPUUtilizationHighSustained", "exp_alerts": []},
+        {
+            "eval_time": "20m",
+            "alertname": "GPUUtilizationHighSustained",
+            "exp_alerts": [{"exp_labels": {"severity": "warning", "namespace": NAMESPACE, "pod": POD_A}}],
+        },
+        {
+            "eval_time": "15m",
+            "alertname": "GPUMemoryNearFull",
+            "exp_alerts": [{"exp_labels": {"severity": "warning", "node": "n1", "gpu": "0"}}],
+        },
+        {"eval_time": "30s", "alertname": "GPUXidError", "exp_alerts": []},
+        {
+            "eval_time": "2m",
+            "alertname": "GPUXidError",
+            "exp_alerts": [{"exp_labels": {"severity": "critical", "node": "n1", "gpu": "0"}}],
+        },
+        {
+            "eval_time": "15m",
+            "alertname": "GPUThermalThrottling",
+            "exp_alerts": [{"exp_labels": {"severity": "warning", "node": "n1"}}],
+        },
+        {"eval_time": "15m", "alertname": "InferenceCustomMetricMissing", "exp_alerts": []},
+        {"eval_time": "15m", "alertname": "GPUTemperatureHigh", "exp_alerts": []},
+    ]
+    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, [], alert_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+
+
+def test_custom_metric_missing_and_hpa_at_max_fire(promtool: str, tmp_path: Path) -> None:
+    r = render((str(SCENARIOS["01-default"]),))
+    _write_prometheus_files(r, tmp_path)
+    _write_alert_rules_without_annotations(tmp_path)
+    # Four inference pods up (= autoscaling.maxReplicas) and no GPU series for any of them.
+    series = [
+        {"series": f'up{{job="inference",namespace="{NAMESPACE}",pod="{POD_A[:-1]}{i}"}}', "values": "1x80"}
+        for i in range(4)
+    ]
+    alert_tests: list[dict[str, Any]] = [
+        {"eval_time": "3m", "alertname": "InferenceCustomMetricMissing", "exp_alerts": []},
+        {
+            "eval_time": "10m",
+            "alertname": "InferenceCustomMetricMissing",
+            "exp_alerts": [{"exp_labels": {"severity": "critical", "namespace": NAMESPACE}}],
+        },
+        {"eval_time": "10m", "alertname": "InferenceHPAAtMaxReplicas", "exp_alerts": []},
+        {
+            "eval_time": "17m",
+            "alertname": "InferenceHPAAtMaxReplicas",
+            "exp_alerts": [{"exp_labels": {"severity": "warning"}}],
+        },
+    ]
+    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, [], alert_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+
+
+def test_existing_cluster_mapping_uses_exported_labels(promtool: str, tmp_path: Path) -> None:
+    r = render((str(SCENARIOS["02-existing-cluster"]),))
+    groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
+    _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp_path)
+    # As kube-prometheus-stack stores the GPU Operator exporter's series (honorLabels false):
+    # pod/namespace name the exporter, exported_* the pod holding the GPU, Hostname the node.
+    exporter = 'pod="nvidia-dcgm-exporter-x1",namespace="gpu-operator",job="nvidia-dcgm-exporter"'
+    series = [
+        _dcgm_series(
+            f'gpu="0",exported_pod="{POD_A}",exported_namespace="{NAMESPACE}",Hostname="n1",{exporter}',
+            "90x40",
+        ),
+        _dcgm_series(
+            f'gpu="1",exported_pod="{POD_A}",exported_namespace="{NAMESPACE}",Hostname="n1",{exporter}',
+            "70x40",
+        ),
+        _dcgm_series(f'gpu="0",Hostname="n2",{exporter}', "5x40"),
+    ]
+    query, group_by = _adapter_query(r, [POD_A])
+    assert group_by == "exported_pod"
+    expr_tests = [
+        {
+            "expr": "gpu_inference:gpu_utilization:avg",
+            "eval_time": "5m",
+            "exp_samples": [
+                {
+                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_A}"}}',
+                    "value": 80,
+                },
+            ],
+        },
+        {
+            "expr": query,
+            "eval_time": "5m",
+            "exp_samples": [{"labels": f'{{exported_pod="{POD_A}"}}', "value": 80}],
+        },
+    ]
+    spec = _unit_test(["rules.yml"], series, expr_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in out
+
+
+def test_the_trap_the_chart_avoids_is_real(promtool: str, tmp_path: Path) -> None:
+    # Control: with the default label names, series stored the kube-prometheus-stack way would be
+    # attributed to the exporter pod. This is why wiring.labels exists; the test proves the
+    # evaluation above can tell the two apart.
+    r = render((str(SCENARIOS["01-default"]),))
+    _write_prometheus_files(r, tmp_path)
+    series = [
+        _dcgm_series(
+            f'gpu="0",exported_pod="{POD_A}",exported_namespace="{NAMESPACE}",'
+            f'pod="nvidia-dcgm-exporter-x1",namespace="gpu-operator"',
+            "90x40",
+        )
+    ]
+    expr_tests = [
+        {
+            "expr": "gpu_inference:gpu_utilization:avg",
+            "eval_time": "5m",
+            "exp_samples": [
+                {
+                    "labels": "gpu_inference:gpu_utilization:avg"
+                    '{namespace="gpu-operator",pod="nvidia-dcgm-exporter-x1"}',
+                    "value": 90,
+                },
+            ],
+        }
+    ]
+    spec = _unit_test(["recording_rules.yml"], series, expr_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)

@@ -1,0 +1,163 @@
+"""eksctl adapter: the only place that builds eksctl command lines.
+
+Every call is an argument list run through gpu_inference.adapters.process.run (no shell), with an
+explicit timeout; failures raise ToolFailedError, a missing binary ToolNotFoundError.
+Tests pass a recording `runner` (same signature as process.run) or put a fake `eksctl` on PATH.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from gpu_inference.adapters import process
+from gpu_inference.errors import ToolFailedError
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "Install eksctl (https://eksctl.io/installation/, or `brew install eksctl`) and make sure it is on PATH; "
+    "`make deploy`/`make destroy` need it, the rest of the project does not."
+)
+
+#: eksctl's own CloudFormation waits are bounded by --timeout; ours is that plus a margin.
+CREATE_TIMEOUT_S = 60 * 60
+DELETE_TIMEOUT_S = 60 * 60
+SHORT_TIMEOUT_S = 120
+
+
+class Runner(Protocol):
+    def __call__(
+        self,
+        tool: str,
+        args: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+        secrets: Sequence[str] = (),
+        input_text: str | None = None,
+    ) -> process.Result: ...
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """'0.215.0', 'v0.215.0-dev+abc' or a JSON/YAML blob containing it -> (0, 215, 0)."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise ValueError(f"no version in {text!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+class Eksctl:
+    """Builds and runs eksctl commands."""
+
+    def __init__(self, runner: Runner | None = None) -> None:
+        self._run: Runner = runner or process.run
+
+    def ensure_installed(self) -> str:
+        """Path of the eksctl binary; ToolNotFoundError with an install hint if missing."""
+        return process.find_binary("eksctl", INSTALL_HINT)
+
+    def _call(self, args: list[str], timeout: float) -> process.Result:
+        if self._run is process.run:
+            self.ensure_installed()
+        result = self._run("eksctl", args, timeout=timeout)
+        # eksctl reports progress on stderr; keep all of it in the log file (debug level).
+        for line in (result.stdout + result.stderr).splitlines():
+            log.debug("eksctl: %s", line)
+        return result
+
+    def version(self) -> tuple[int, int, int]:
+        out = self._call(["version"], SHORT_TIMEOUT_S).stdout
+        try:
+            return parse_version(out)
+        except ValueError as exc:
+            raise ToolFailedError("eksctl", ["version"], 0, f"unexpected version output: {out!r}") from exc
+
+    def create_cluster(
+        self,
+        config: Path,
+        *,
+        kubeconfig: Path,
+        install_nvidia_plugin: bool = False,
+        wait_timeout: str = "40m",
+    ) -> process.Result:
+        """`eksctl create cluster -f CONFIG`: control plane, addons, pod identities, node groups.
+
+        The NVIDIA device plugin is left to the chart (exactly one plugin per GPU node).
+        """
+        args = [
+            "create",
+            "cluster",
+            "--config-file",
+            str(config),
+            f"--install-nvidia-plugin={str(install_nvidia_plugin).lower()}",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--timeout",
+            wait_timeout,
+        ]
+        return self._call(args, CREATE_TIMEOUT_S)
+
+    def create_nodegroups(
+        self,
+        config: Path,
+        *,
+        include: Sequence[str],
+        install_nvidia_plugin: bool = False,
+        wait_timeout: str = "40m",
+    ) -> process.Result:
+        """`eksctl create nodegroup -f CONFIG --include=...`: node groups missing from an existing cluster."""
+        if not include:
+            raise ValueError("include must name at least one node group")
+        args = [
+            "create",
+            "nodegroup",
+            "--config-file",
+            str(config),
+            "--include",
+            ",".join(include),
+            f"--install-nvidia-plugin={str(install_nvidia_plugin).lower()}",
+            "--timeout",
+            wait_timeout,
+        ]
+        return self._call(args, CREATE_TIMEOUT_S)
+
+    def write_kubeconfig(self, *, cluster: str, region: str, kubeconfig: Path) -> process.Result:
+        kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            "utils",
+            "write-kubeconfig",
+            "--cluster",
+            cluster,
+            "--region",
+            region,
+            "--kubeconfig",
+            str(kubeconfig),
+        ]
+        return self._call(args, SHORT_TIMEOUT_S)
+
+    def delete_cluster(self, *, cluster: str, region: str, wait_timeout: str = "40m") -> process.Result:
+        """`eksctl delete cluster --wait`: without --wait eksctl exits 0 while the stack may still fail
+        (eksctl#4979).
+
+        Node-group eviction is skipped: the workloads were uninstalled first, and a
+        PodDisruptionBudget must not be able to hang the teardown.
+        """
+        args = [
+            "delete",
+            "cluster",
+            "--name",
+            cluster,
+            "--region",
+            region,
+            "--wait",
+            "--disable-nodegroup-eviction",
+            "--timeout",
+            wait_timeout,
+        ]
+        return self._call(args, DELETE_TIMEOUT_S)

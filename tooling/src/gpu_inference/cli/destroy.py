@@ -1,0 +1,150 @@
+"""`gpu-inference destroy`: ordered teardown and a billing audit that fails if anything is left."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpu_inference import paths
+from gpu_inference.adapters.eksctl import Eksctl
+from gpu_inference.adapters.helm import Helm
+from gpu_inference.adapters.kubectl import Kubectl
+from gpu_inference.aws import eksctl_config
+from gpu_inference.aws.audit import AuditReport, audit
+from gpu_inference.aws.errors import ClusterConfigError, Problem
+from gpu_inference.aws.progress import LogReporter, RichReporter
+from gpu_inference.aws.session import AwsClients
+from gpu_inference.aws.teardown import Destroyer, DestroyOptions
+from gpu_inference.cli import logging_setup
+from gpu_inference.cli.common import user_errors
+from gpu_inference.cli.deploy import DEFAULT_CONFIG, _configure_logging
+
+log = logging.getLogger(__name__)
+
+DESTROY_HELP = "\n\n".join(
+    [
+        "Remove the stack and the EKS cluster, then prove that nothing billable is left.",
+        "Steps, in order (each is idempotent: re-run after a partial failure and it continues):",
+        "1. helm-uninstall-chart: helm uninstall the chart release.",
+        "2. helm-uninstall-cluster-autoscaler: stop node scaling.",
+        (
+            "3. delete-load-balancer-services / delete-ingresses: delete every LoadBalancer Service and "
+            "Ingress (all namespaces) and wait until they are gone, i.e. until their cloud load balancers "
+            "were deleted."
+        ),
+        (
+            "4. wait-load-balancers-gone: wait until AWS lists no load balancer or target group for the "
+            "cluster."
+        ),
+        (
+            "5. delete-pvcs / wait-volumes-gone: delete every PersistentVolumeClaim and wait until the "
+            "EBS volumes are deleted in AWS."
+        ),
+        "6. helm-uninstall-aws-load-balancer-controller (it had to run during step 3).",
+        (
+            "7. eksctl-delete-cluster: `eksctl delete cluster --wait` (node groups, control plane, VPC, "
+            "NAT, IAM)."
+        ),
+        (
+            "8. audit: everything billable still tagged for the cluster (EKS cluster, CloudFormation "
+            "stacks, Auto Scaling groups, EC2 instances, load balancers, target groups, EBS volumes, "
+            "network interfaces, security groups, NAT gateways, Elastic IPs). Exit 1 and a list with "
+            "delete commands if anything remains; exit 0 only on a clean account."
+        ),
+        (
+            "Steps 1-6 are skipped when the cluster no longer exists. --dry-run prints the plan and the "
+            "current audit without changing anything. --audit-only runs step 8 alone."
+        ),
+    ]
+)
+
+
+def destroy(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", help="eksctl ClusterConfig (name, region).")
+    ] = DEFAULT_CONFIG,
+    release: Annotated[
+        str, typer.Option("--release", help="Helm release name of the chart.")
+    ] = "gpu-inference",
+    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the chart.")] = "gpu-inference",
+    region: Annotated[
+        str | None, typer.Option("--region", help="AWS region (default: metadata.region of --config).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile (default: the usual AWS credential chain).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the current audit; change nothing.")
+    ] = False,
+    audit_only: Annotated[
+        bool, typer.Option("--audit-only", help="Only audit for billable leftovers.")
+    ] = False,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option("--work-dir", help="kubeconfig and logs (default: ~/.local/state/gpu-inference/eks)."),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")
+    ] = None,
+) -> None:
+    work = work_dir or paths.state_dir() / "eks"
+    log_path = log_file or work / f"destroy-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
+    _configure_logging(log_path)
+    reporter = RichReporter() if logging_setup.is_interactive() else LogReporter()
+    report: AuditReport | None = None
+    try:
+        with user_errors():
+            name, reg = cluster_identity(config, region)
+            clients = AwsClients(reg, profile=profile)
+            if audit_only:
+                report = audit(clients, name)
+            else:
+                destroyer = Destroyer(
+                    opts=DestroyOptions(
+                        cluster=name,
+                        region=reg,
+                        release=release,
+                        namespace=namespace,
+                        work_dir=work,
+                        dry_run=dry_run,
+                    ),
+                    clients=clients,
+                    eksctl=Eksctl(),
+                    helm_factory=lambda kc: Helm(kubeconfig=kc),
+                    kubectl_factory=Kubectl,
+                    reporter=reporter,
+                )
+                result = destroyer.run()
+                report = result.report
+                if dry_run:
+                    typer.echo("dry run: nothing changed. Would run:")
+                    for line in result.planned:
+                        typer.echo(f"  {line}")
+    finally:
+        typer.echo(f"log: {log_path}", err=True)
+    if report is not None:
+        typer.echo(report.summary())
+        if not report.clean and not dry_run:
+            raise typer.Exit(code=1)
+
+
+def cluster_identity(config: Path, region: str | None) -> tuple[str, str]:
+    """Cluster name and region from the config; destroy needs nothing else from it."""
+    raw = eksctl_config.render(config, region=region)
+    meta = raw.get("metadata") or {}
+    name, reg = meta.get("name"), meta.get("region")
+    if not name or not reg:
+        raise ClusterConfigError(
+            str(config),
+            [Problem("metadata.name/region", "missing", "give the config a name and a region (or --region)")],
+        )
+    return str(name), str(reg)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("destroy", help=DESTROY_HELP)(destroy)
