@@ -41,8 +41,12 @@ $(VENV)/.installed: tooling/pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the Python environment with pinned dependencies.
 
+.PHONY: checkov
+checkov: ## Install the pinned policy scanner (checkov) into its own venv in the tool cache.
+	tests/chart/policy/ensure-checkov.sh >/dev/null
+
 .PHONY: setup
-setup: tools venv ## Everything the tests and the demo need.
+setup: tools venv checkov ## Everything the tests and the demo need.
 
 ##@ Development
 .PHONY: lint

@@ -88,7 +88,7 @@ class LocalCluster:
             f"kube-controller-manager=horizontal-pod-autoscaler-sync-period={self.cfg.hpa_sync_period_s}s",
             "kube-apiserver=bind-address=127.0.0.1",
             # Pod IPs on loopback: the GPU simulator serves each pod's ports on this host.
-            f"kwok-controller=cidr={self.cfg.pod_cidr}",
+            f"kwok-controller=cidr={self.cfg.effective_pod_cidr}",
             "kwok-controller=node-ip=127.0.0.1",
         ]
 
@@ -324,10 +324,9 @@ class LocalCluster:
             resp = api.call_api(
                 path,
                 "GET",
-                response_type="object",
                 auth_settings=["BearerToken"],
+                response_types_map={200: "object"},
                 _return_http_data_only=True,
-                _preload_content=True,
             )
         except ApiException as exc:
             raise LocalClusterError(f"custom metrics API: {exc.status} {exc.reason}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +27,8 @@ class LocalClusterConfig(BaseModel):
     #: GPU simulator profile: classic (utilization follows load) or llm (continuous batching).
     profile: str = Field("classic", pattern=r"^(classic|llm)$")
     #: Pod IPs of simulated nodes come from this loopback range, so they answer on this host.
-    pod_cidr: str = "127.64.0.0/16"
+    #: Empty: a /16 in 127.64.0.0-127.191.255.255 derived from the name, so clusters don't collide.
+    pod_cidr: str = ""
     #: Host ports (loopback only).
     front_door_port: int = Field(18000, ge=1024, le=65535)
     prometheus_port: int = Field(19090, ge=1024, le=65535)
@@ -38,6 +40,12 @@ class LocalClusterConfig(BaseModel):
     scrape_interval_s: int = Field(5, ge=1)
     scale_down_window_s: int = Field(60, ge=0, le=3600)
     eksctl_config: Path = Field(default_factory=paths.eksctl_config)
+
+    @property
+    def effective_pod_cidr(self) -> str:
+        if self.pod_cidr:
+            return self.pod_cidr
+        return f"127.{64 + zlib.crc32(self.name.encode()) % 128}.0.0/16"
 
     @property
     def workdir(self) -> Path:
