@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -45,6 +47,12 @@ def local_cluster() -> Iterator[LocalCluster]:
         cluster.up()
         yield cluster
     finally:
+        # Keep the host processes' and control plane's logs for a post-mortem, then remove all.
+        logs = Path(__file__).resolve().parents[2] / "out" / "integration-logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        for src in (cluster.workdir / "logs", cluster.workdir / "kwok" / "clusters" / CLUSTER_NAME / "logs"):
+            if src.is_dir():
+                shutil.copytree(src, logs / src.parent.name, dirs_exist_ok=True)
         cluster.down()
 
 

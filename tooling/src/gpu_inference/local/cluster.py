@@ -26,7 +26,7 @@ from gpu_inference import paths
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kwokctl import Kwokctl
 from gpu_inference.cluster_spec import load_cluster_spec
-from gpu_inference.errors import GpuInferenceError
+from gpu_inference.errors import GpuInferenceError, ToolNotFoundError
 from gpu_inference.local import chartconfig, hostprocs, stages
 from gpu_inference.local.config import LocalClusterConfig
 from gpu_inference.local.nodescaler import NodeGroupScaler
@@ -56,7 +56,10 @@ class LocalCluster:
         self.cfg = cfg
         self.workdir = cfg.workdir
         self.kubeconfig = self.workdir / "kubeconfig"
-        self.kwokctl = Kwokctl(self.workdir / "kwok")
+
+    @property
+    def kwokctl(self) -> Kwokctl:
+        return Kwokctl(self.workdir / "kwok")
 
     # ---------------------------------------------------------------- info
     @property
@@ -366,8 +369,14 @@ class LocalCluster:
         stopped = hostprocs.stop_all(self.workdir)
         if stopped:
             log.info("stopped %s", ", ".join(stopped))
-        if self.kwokctl.clusters() or self.kubeconfig.exists():
-            self.kwokctl.delete_cluster(self.cfg.name, kubeconfig=self.kubeconfig)
+        kwok_dir = self.workdir / "kwok" / "clusters" / self.cfg.name
+        if kwok_dir.exists():
+            try:
+                self.kwokctl.delete_cluster(self.cfg.name, kubeconfig=self.kubeconfig)
+            except ToolNotFoundError as exc:
+                log.warning("%s; stopping the control plane by its pid files instead", exc)
+            # Whatever kwokctl left running (or could not stop without its binary).
+            hostprocs.stop_all(kwok_dir)
         shutil.rmtree(self.workdir, ignore_errors=True)
         log.info("local cluster %s removed", self.cfg.name)
 

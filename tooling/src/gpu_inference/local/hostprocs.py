@@ -109,8 +109,7 @@ def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
     if pid is None:
         pf.unlink(missing_ok=True)
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+    _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not _alive(pid):
@@ -118,11 +117,24 @@ def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
         time.sleep(0.1)
     else:
         log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", name, pid, grace_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGKILL)
     pf.unlink(missing_ok=True)
     log.debug("stopped %s (pid %d)", name, pid)
     return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group this process leads (ours are started in a new session),
+    or the process alone when it leads none (e.g. kwokctl's)."""
+    try:
+        leads_group = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if leads_group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
 
 
 def _alive(pid: int) -> bool:

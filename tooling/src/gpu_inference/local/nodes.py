@@ -6,6 +6,7 @@ eksctl/cluster.yaml adds, so the chart's selectors and tolerations are exercised
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from gpu_inference.cluster_spec import GPU_RESOURCE, NodeGroupSpec
@@ -24,14 +25,16 @@ _RESERVED_CPU_MILLI = 80
 _RESERVED_MEMORY_MIB = 700
 
 
-def node_name(group: NodeGroupSpec, index: int) -> str:
-    return f"{group.name}-node-{index:03d}"
+def node_name(group: NodeGroupSpec) -> str:
+    """A name never used before, like an EC2 instance's: a replacement is a new node."""
+    return f"{group.name}-{uuid.uuid4().hex[:8]}"
 
 
-def node_manifest(group: NodeGroupSpec, index: int, region: str) -> dict[str, Any]:
-    """A Node for one instance of `group`, as EKS would register it."""
+def node_manifest(group: NodeGroupSpec, index: int, region: str, name: str | None = None) -> dict[str, Any]:
+    """A Node for the `index`-th instance of `group` (the index picks its zone), as EKS would
+    register it."""
     shape = group.shape
-    name = node_name(group, index)
+    name = name or node_name(group)
     zones = ("a", "b", "c")
     capacity = {
         "cpu": str(shape.vcpu),

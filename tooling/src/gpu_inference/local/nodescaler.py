@@ -125,9 +125,6 @@ class NodeGroupScaler:
         return list(self.api.list_node(label_selector=sel).items)
 
     def add_node(self, state: GroupState) -> str:
-        existing = {n.metadata.name for n in self._nodes(state.spec.name)}
-        while nodes.node_name(state.spec, state.next_index) in existing:
-            state.next_index += 1
         manifest = nodes.node_manifest(state.spec, state.next_index, self.cluster.region)
         self.api.create_node(manifest)
         state.next_index += 1
@@ -199,7 +196,7 @@ class NodeGroupScaler:
                 still.append(p)
         waiting = still
         for state in self.groups.values():
-            template = nodes.node_manifest(state.spec, 0, self.cluster.region)
+            template = nodes.node_manifest(state.spec, 0, self.cluster.region, name="template")
             fitting = [p for p in waiting if fits_new_node(p, template)]
             if not fitting:
                 continue
@@ -230,7 +227,9 @@ class NodeGroupScaler:
     def _scale_down(self, pods: list[V1Pod], now: float) -> None:
         busy = {p.spec.node_name for p in pods if p.spec.node_name and is_workload(p)}
         for state in self.groups.values():
-            group_nodes = sorted(self._nodes(state.spec.name), key=lambda n: n.metadata.name, reverse=True)
+            group_nodes = sorted(
+                self._nodes(state.spec.name), key=lambda n: n.metadata.creation_timestamp, reverse=True
+            )
             count = len(group_nodes)
             for node in group_nodes:
                 name = node.metadata.name
