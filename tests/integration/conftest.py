@@ -50,9 +50,13 @@ def local_cluster() -> Iterator[LocalCluster]:
         # Keep the host processes' and control plane's logs for a post-mortem, then remove all.
         logs = Path(__file__).resolve().parents[2] / "out" / "integration-logs"
         shutil.rmtree(logs, ignore_errors=True)
-        for src in (cluster.workdir / "logs", cluster.workdir / "kwok" / "clusters" / CLUSTER_NAME / "logs"):
+        sources = {
+            "host": cluster.workdir / "logs",
+            "control-plane": cluster.workdir / "kwok" / "clusters" / CLUSTER_NAME / "logs",
+        }
+        for name, src in sources.items():
             if src.is_dir():
-                shutil.copytree(src, logs / src.parent.name, dirs_exist_ok=True)
+                shutil.copytree(src, logs / name, dirs_exist_ok=True)
         cluster.down()
 
 

@@ -35,8 +35,8 @@ class Load:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
-    async def _one(self, session: aiohttp.ClientSession, slots: asyncio.Semaphore) -> None:
-        body = {"model": "any", "prompt": "Say something about GPUs.", "max_tokens": self.max_tokens}
+    async def _one(self, session: aiohttp.ClientSession, slots: asyncio.Semaphore, model: str) -> None:
+        body = {"model": model, "prompt": "Say something about GPUs.", "max_tokens": self.max_tokens}
         start = time.monotonic()
         try:
             async with session.post(self.url, json=body) as resp:
@@ -56,13 +56,16 @@ class Load:
         slots = asyncio.Semaphore(self.max_in_flight)
         tasks: set[asyncio.Task[None]] = set()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            # The served model's name, as a client would learn it.
+            async with session.get(self.url.replace("/v1/completions", "/v1/models")) as resp:
+                model = str((await resp.json())["data"][0]["id"])
             next_at = time.monotonic()
             while not self._stop.is_set() and time.monotonic() < deadline:
                 if slots.locked():
                     self.stats.skipped += 1
                 else:
                     await slots.acquire()
-                    task = asyncio.create_task(self._one(session, slots))
+                    task = asyncio.create_task(self._one(session, slots, model))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 next_at += 1.0 / self.rate

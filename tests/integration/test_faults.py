@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from gpu_inference.local import hostprocs
-from gpu_inference.local.cluster import LocalCluster
+from gpu_inference.local.cluster import LocalCluster, LocalClusterError
 
 from .helpers import (
     gpu_nodes,
@@ -50,7 +50,14 @@ def test_adapter_restart_recovers(api: client.ApiClient, local_cluster: LocalClu
     configs = local_cluster.host_configs()
     hostprocs.stop(local_cluster.workdir, "prometheus-adapter")
     local_cluster.start_adapter(configs)
-    values = wait_until("the custom metrics API to answer again", local_cluster.custom_metric, 90)
+
+    def metric_values() -> dict[str, float] | None:
+        try:
+            return local_cluster.custom_metric()
+        except LocalClusterError:  # 503 while the adapter starts and relists
+            return None
+
+    values = wait_until("the custom metrics API to answer again", metric_values, 90)
     assert set(values) >= {p.metadata.name for p in inference_pods(api, ns) if ready(p)}
 
 

@@ -64,6 +64,7 @@ def test_scale_up_then_down(api: client.ApiClient, local_cluster: LocalCluster) 
             load.stats.errors,
         )
     assert load.stats.ok > 0
+    assert load.stats.errors <= 0.01 * (load.stats.ok + load.stats.errors), load.stats
     # Load gone: the HPA scales down after its stabilisation window, then nodes go.
     wait_until(
         "replicas back to the minimum",

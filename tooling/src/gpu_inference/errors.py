@@ -30,7 +30,7 @@ class ToolFailedError(GpuInferenceError):
 
     def __init__(self, tool: str, args: list[str], returncode: int | None, output: str) -> None:
         self.tool = tool
-        self.args = args
+        self.command = args
         self.returncode = returncode
         self.output = output
         status = "timed out" if returncode is None else f"exited {returncode}"

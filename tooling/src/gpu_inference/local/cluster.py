@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from gpu_inference import paths
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kwokctl import Kwokctl
 from gpu_inference.cluster_spec import load_cluster_spec
-from gpu_inference.errors import GpuInferenceError, ToolNotFoundError
+from gpu_inference.errors import ConfigError, GpuInferenceError, ToolNotFoundError
 from gpu_inference.local import chartconfig, hostprocs, stages
 from gpu_inference.local.config import LocalClusterConfig
 from gpu_inference.local.nodescaler import NodeGroupScaler
@@ -288,8 +289,27 @@ class LocalCluster:
             python_module=True,
         )
 
+    def check_ports(self) -> None:
+        """Fail before creating anything if a host port is taken (e.g. by another local cluster)."""
+        for setting, port in (
+            ("--front-door-port", self.cfg.front_door_port),
+            ("--prometheus-port", self.cfg.prometheus_port),
+            ("--adapter-port", self.cfg.adapter_port),
+        ):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    raise ConfigError(
+                        setting,
+                        f"127.0.0.1:{port} is already in use (another local cluster?)",
+                        f"stop what listens there or pick another port with {setting}",
+                    ) from None
+
     def up(self) -> Endpoints:
         start = time.monotonic()
+        if not self.exists():
+            self.check_ports()
         try:
             self.create_control_plane()
             self.create_nodes()
