@@ -32,5 +32,5 @@ def configure(verbose: bool = False, log_file: str | None = None) -> None:
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         fh.setLevel(logging.DEBUG)
         root.addHandler(fh)
-    for noisy in ("urllib3", "kubernetes", "botocore", "asyncio", "matplotlib"):
+    for noisy in ("urllib3", "kubernetes", "botocore", "asyncio", "matplotlib", "pyhelm3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

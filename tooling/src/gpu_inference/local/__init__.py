@@ -25,4 +25,5 @@ def target(name: str = "gpu-inference") -> Any:
         namespace=ep.namespace,
         hpa_name=cluster.hpa_name(),
         simulated=True,
+        name=f"local cluster {name}",
     )

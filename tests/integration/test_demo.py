@@ -1,0 +1,47 @@
+"""`make demo` end to end with a short load: its own local cluster, a verified scale-up, a cost
+report and report.html, and nothing left behind afterwards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpu_inference.local.config import LocalClusterConfig
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path) -> None:
+    name = "gi-demo-test"
+    out = tmp_path / "demo"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gpu_inference.cli.main",
+        "demo",
+        "--name",
+        name,
+        "--out",
+        str(out),
+        "--duration",
+        "150",
+    ]
+    # The demo's default ports differ from the session cluster's (conftest): both may be up at once.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=840, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] is True
+    assert report["simulated"] is True
+    assert report["peak_replicas"] > report["initial_replicas"]
+    assert report["total_requests"] > 0
+    assert report["cost"]["total_usd"] > 0
+    assert (out / "cost.json").is_file()
+    html = (out / "report.html").read_text()
+    assert "<svg" in html
+    assert "SIMULATED" in html
+    assert "scale-up VERIFIED" in proc.stdout
+    assert not LocalClusterConfig(name=name).workdir.exists(), "demo left its cluster's files behind"

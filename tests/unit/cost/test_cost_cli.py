@@ -1,0 +1,73 @@
+"""`gpu-inference cost ...` on the command line: formats, files and errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from cost_testkit import PRICES_2026_11_29
+from typer.testing import CliRunner
+
+from gpu_inference.cli.main import app
+
+pytestmark = pytest.mark.unit
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Exit code and standard output (logs go to standard error)."""
+    result = CliRunner().invoke(app, ["cost", *args])
+    return result.exit_code, result.stdout
+
+
+def fixture_args(eksctl: Path, chart: Path) -> list[str]:
+    return ["--config", str(eksctl), "--chart", str(chart), "--prices", str(PRICES_2026_11_29)]
+
+
+def test_estimate_as_json_csv_and_table(eksctl: Path, chart: Path, tmp_path: Path) -> None:
+    code, out = run("estimate", *fixture_args(eksctl, chart), "-o", "json")
+    assert code == 0, out
+    e = json.loads(out)
+    assert [s["name"] for s in e["scenarios"]] == ["minimum", "typical", "maximum"]
+    assert e["scenarios"][0]["usd_per_hour"] == pytest.approx(0.833048, abs=1e-6)
+    assert e["prices"]["as_of"] == "2026-11-29"
+    code, out = run(
+        "estimate", *fixture_args(eksctl, chart), "-o", "csv", "--output", str(tmp_path / "e.csv")
+    )
+    assert code == 0
+    assert out == ""
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "e.csv").read_text())))
+    totals = {r["scenario"]: float(r["usd_per_hour"]) for r in rows if r["item"] == "TOTAL"}
+    assert totals["minimum"] == pytest.approx(0.833048, abs=1e-6)
+    assert float(next(r for r in rows if r["item"] == "TOTAL")["usd_per_month"]) == pytest.approx(
+        608.125, abs=1e-3
+    )
+    code, out = run("estimate", *fixture_args(eksctl, chart))
+    assert code == 0
+    assert "$0.8330" in out
+    assert "holds for: 2 x g4dn.xlarge as configured: $1.37/h" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["estimate", "-o", "yaml"], "--format: unknown format 'yaml'"),
+        (["estimate", "--load-balancer", "f5"], "--load-balancer: unknown 'f5'"),
+        (["estimate", "--config", "/nonexistent/cluster.yaml"], "file not found"),
+        (["report"], "--run/--prometheus-url: nothing to report on"),
+        (["report", "--run", "/nonexistent"], "--run: /nonexistent not found"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_setting(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["cost", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_prices_show_lists_sources() -> None:
+    code, out = run("prices", "show", "--prices", str(PRICES_2026_11_29))
+    assert code == 0
+    assert "ec2_on_demand.g4dn.xlarge: $0.526 per hour (github.com/aws/karpenter-provider-aws" in out
+    assert "nat_gateway_gb: $0.045 per GB" in out

@@ -1,0 +1,86 @@
+"""`gpu-inference demo` (`make demo`): the whole loop on the local cluster, with a verdict.
+
+local up -> verify-scaleup with a load shape -> cost report -> report.html -> local down.
+Exit status 0 only when scale-up was verified. Every GPU figure is SIMULATED.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gpu_inference.cli.common import user_errors
+
+log = logging.getLogger(__name__)
+
+
+def demo(
+    name: Annotated[str, typer.Option("--name", help="Local cluster name.")] = "gpu-inference",
+    shape: Annotated[
+        str, typer.Option("--shape", help="Load shape: a name in loadtest/shapes or a file.")
+    ] = "step",
+    out: Annotated[Path, typer.Option("--out", help="Where report.json/.html and cost.* go.")] = Path(
+        "out/demo"
+    ),
+    peak_users: Annotated[
+        int, typer.Option("--peak-users", min=1, help="Peak locust users (each sends ~2 requests/s).")
+    ] = 3,
+    duration: Annotated[float, typer.Option("--duration", min=30, help="Load duration in seconds.")] = 180.0,
+    profile: Annotated[
+        str, typer.Option("--profile", help="GPU simulator profile: classic or llm.")
+    ] = "classic",
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the local cluster running afterwards.")] = False,
+) -> None:
+    """Bring up the local cluster, prove scale-up under load, report cost; non-zero unless verified.
+
+    The default load (3 users at peak) saturates one simulated T4 replica and fits two under the
+    80 % target, so a healthy stack scales 1 -> 2 and back.
+    """
+    from gpu_inference import local
+    from gpu_inference.cost.render import report_table
+    from gpu_inference.cost.report import cost_report_from_run
+    from gpu_inference.loadtest.runner import VerifyOptions, run_verify_scaleup
+    from gpu_inference.local.cluster import LocalCluster
+    from gpu_inference.local.config import LocalClusterConfig
+
+    passed = False
+    with user_errors():
+        cfg = LocalClusterConfig(name=name, profile=profile)
+        cluster = LocalCluster(cfg)
+        try:
+            cluster.up()
+            options = VerifyOptions(
+                target=local.target(name),
+                shape=shape,
+                out_dir=out,
+                duration_s=duration,
+                peak_users=peak_users,
+                spawn_rate=1.0,
+                interval_s=5.0,
+            )
+            report = run_verify_scaleup(options)
+            cost = cost_report_from_run(out, ca_unneeded_s=cfg.scale_down_unneeded_s)
+            console = Console()
+            for c in report.checks:
+                console.print(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: {c.detail}", markup=False)
+            console.print(report_table(cost))
+            passed = bool(report.passed)
+            verdict = "scale-up VERIFIED" if passed else "scale-up NOT verified"
+            typer.echo(f"{verdict} (SIMULATED GPUs). Report: {(out / 'report.html').resolve()}")
+        finally:
+            if keep:
+                typer.echo(
+                    f"cluster {name} left running; stop it with: gpu-inference local down --name {name}"
+                )
+            else:
+                cluster.down()
+    if not passed:
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

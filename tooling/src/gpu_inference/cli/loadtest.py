@@ -1,0 +1,287 @@
+"""`gpu-inference loadtest`: locust against the inference API, with a timeline and reports.
+
+The options shared with verify-scaleup are defined here once (Annotated aliases).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from gpu_inference.cli.common import user_errors
+from gpu_inference.cli.logging_setup import is_interactive
+from gpu_inference.errors import ConfigError
+from gpu_inference.loadtest.models import APIS, DEFAULT_METRIC, RunReport, Target, TimelineSample
+
+log = logging.getLogger(__name__)
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'300', '300s', '5m', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    m = _DURATION.match(text.strip())
+    if not text.strip() or not m or not any(m.groups()):
+        raise typer.BadParameter(f"'{text}' is not a duration (e.g. 300, 90s, 5m, 1h30m)")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    seconds = h * 3600 + mi * 60 + s
+    if seconds <= 0:
+        raise typer.BadParameter("a duration must be positive")
+    return seconds
+
+
+def parse_env(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for p in pairs or []:
+        key, sep, value = p.partition("=")
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise typer.BadParameter(f"'{p}' is not KEY=VALUE (e.g. LOADTEST_STEPS=6)")
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------- options shared with verify-scaleup
+
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", help="Base URL of the inference API (e.g. http://127.0.0.1:8000).")
+]
+LocalOpt = Annotated[
+    bool, typer.Option("--local", help="Use the local cluster's front door, Prometheus and HPA.")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="Local cluster name (with --local).")]
+PromOpt = Annotated[
+    str | None, typer.Option("--prometheus-url", help="Prometheus that the HPA's metrics adapter reads.")
+]
+KubeconfigOpt = Annotated[
+    Path | None, typer.Option("--kubeconfig", help="Kubeconfig of the cluster running the chart.")
+]
+ContextOpt = Annotated[str | None, typer.Option("--kube-context", help="Context in the kubeconfig.")]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the inference release.")]
+HpaOpt = Annotated[str | None, typer.Option("--hpa", help="Name of the inference HPA.")]
+ApiOpt = Annotated[str, typer.Option("--api", help=f"Inference API the users speak: {', '.join(APIS)}.")]
+SimulatedOpt = Annotated[
+    bool, typer.Option("--simulated", help="Label every figure SIMULATED (GPU simulator target).")
+]
+ShapeOpt = Annotated[
+    str, typer.Option("--shape", help="Load shape: step, ramp, spike, diurnal, or a path to a shape file.")
+]
+DurationOpt = Annotated[
+    str | None, typer.Option("--duration", help="Length the shape spreads over (300, 90s, 5m).")
+]
+PeakOpt = Annotated[
+    int | None, typer.Option("--peak-users", min=1, help="Peak concurrent users of the shape.")
+]
+SpawnOpt = Annotated[float | None, typer.Option("--spawn-rate", min=0.1, help="Users started per second.")]
+ShapeEnvOpt = Annotated[
+    list[str] | None, typer.Option("--shape-env", help="Extra shape setting KEY=VALUE (repeatable).")
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output directory (report.json, report.html, CSVs).")]
+IntervalOpt = Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between timeline samples.")]
+WebUiOpt = Annotated[bool, typer.Option("--web-ui", help="Also serve locust's web UI on 127.0.0.1:8089.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model id to request (default: the first the API lists).")
+]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="max_tokens per request.")]
+MetricOpt = Annotated[
+    str, typer.Option("--metric", help="GPU utilization metric of the HPA and the timeline.")
+]
+
+
+_OPTION_OF = {
+    "url": "--target",
+    "prometheus_url": "--prometheus-url",
+    "namespace": "--namespace",
+    "api": "--api",
+}
+
+
+def resolve_target(
+    *,
+    target: str | None,
+    local: bool,
+    name: str,
+    prometheus_url: str | None,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    namespace: str,
+    hpa: str | None,
+    api: str,
+    simulated: bool,
+) -> Target:
+    """--local asks gpu_inference.local for the local cluster's target; otherwise the explicit options."""
+    if local:
+        if target is not None:
+            raise ConfigError(
+                "--local/--target", "both given", "use --local for the local cluster or --target URL"
+            )
+        try:
+            from gpu_inference.local import target as local_target
+        except ImportError as exc:
+            raise ConfigError(
+                "--local",
+                "this checkout has no local cluster support (gpu_inference.local.target)",
+                "pass --target, --prometheus-url, --kubeconfig and --hpa explicitly",
+            ) from exc
+        resolved: Target = local_target(name)
+        return resolved
+    if target is None:
+        raise ConfigError("--target", "no target", "pass --target URL (the inference API) or --local")
+    try:
+        return Target(
+            url=target,
+            prometheus_url=prometheus_url,
+            kubeconfig=kubeconfig,
+            kube_context=kube_context,
+            namespace=namespace,
+            hpa_name=hpa,
+            simulated=simulated,
+            api=api,
+            name=target,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = _OPTION_OF.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ConfigError(option, str(first["msg"]).removeprefix("Value error, "), "fix the option") from exc
+
+
+_TARGET_ARGS = (
+    "target", "local", "name", "prometheus_url", "kubeconfig", "kube_context",
+    "namespace", "hpa", "api", "simulated",
+)  # fmt: skip
+
+
+def shared_options(args: dict[str, Any]) -> dict[str, Any]:
+    """The target and the run options loadtest and verify-scaleup share, from a command's arguments."""
+    return {
+        "target": resolve_target(**{k: args[k] for k in _TARGET_ARGS}),
+        "shape": args["shape"],
+        "out_dir": args["out"],
+        "duration_s": parse_duration(args["duration"]),
+        "peak_users": args["peak_users"],
+        "spawn_rate": args["spawn_rate"],
+        "shape_env": parse_env(args["shape_env"]),
+        "interval_s": args["interval"],
+        "web_ui": args["web_ui"],
+        "model": args["model"],
+        "max_tokens": args["max_tokens"],
+        "metric": args["metric"],
+    }
+
+
+class Progress:
+    """Live table on a terminal, one log line per sample otherwise."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.live: Live | None = None
+        self.rows: list[TimelineSample] = []
+
+    def __enter__(self) -> Progress:
+        if is_interactive():
+            self.live = Live(self._table(), console=Console(stderr=True), refresh_per_second=2)
+            self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.live is not None:
+            self.live.__exit__(et, ev, tb)
+
+    @staticmethod
+    def cells(s: TimelineSample) -> list[str]:
+        lo = s.locust
+        return [
+            "before" if s.phase == "baseline" else f"{s.elapsed_s:.0f}s",
+            s.phase,
+            str(lo.users) if lo else "-",
+            f"{lo.rps:.1f}" if lo else "-",
+            f"{lo.p95_ms:.0f}" if lo and lo.p95_ms is not None else "-",
+            f"{s.utilization:.0f}" if s.utilization is not None else "-",
+            f"{s.hpa.current_replicas}->{s.hpa.desired_replicas}" if s.hpa else "-",
+            str(s.workload.ready_replicas) if s.workload else "-",
+            str(len(s.gpu_nodes)) if s.nodes else "-",
+            str(len(s.errors)) if s.errors else "",
+        ]
+
+    HEAD = ("t", "phase", "users", "rps", "p95 ms", "GPU %", "replicas", "ready", "GPU nodes", "errors")
+
+    def _table(self) -> Table:
+        t = Table(title=self.title)
+        for h in self.HEAD:
+            t.add_column(h, justify="right")
+        for s in self.rows[-15:]:
+            t.add_row(*self.cells(s))
+        return t
+
+    def __call__(self, s: TimelineSample) -> None:
+        self.rows.append(s)
+        if self.live is not None:
+            self.live.update(self._table())
+        else:
+            log.info("%s", " ".join(f"{h}={c}" for h, c in zip(self.HEAD, self.cells(s), strict=True) if c))
+
+
+def summary_line(report: RunReport, out: Path) -> str:
+    sim = " [SIMULATED GPUs]" if report.simulated else ""
+    cost = f", cost ${report.cost.total_usd:.4f}" if report.cost else ""
+    p95 = f"{report.max_p95_ms:.0f} ms" if report.max_p95_ms is not None else "n/a"
+    return (
+        f"{report.total_requests} requests, {report.total_failures} failed, max p95 {p95}, replicas "
+        f"{report.initial_replicas} -> peak {report.peak_replicas}{cost}{sim}. Report: {out / 'report.html'}"
+    )
+
+
+def loadtest(
+    *,
+    target: TargetOpt = None,
+    local: LocalOpt = False,
+    name: NameOpt = "gpu-inference",
+    prometheus_url: PromOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: ContextOpt = None,
+    namespace: NamespaceOpt = "gpu-inference",
+    hpa: HpaOpt = None,
+    api: ApiOpt = "openai",
+    simulated: SimulatedOpt = False,
+    shape: ShapeOpt = "step",
+    duration: DurationOpt = None,
+    peak_users: PeakOpt = None,
+    spawn_rate: SpawnOpt = None,
+    shape_env: ShapeEnvOpt = None,
+    out: OutOpt = Path("out/loadtest"),
+    interval: IntervalOpt = 5.0,
+    web_ui: WebUiOpt = False,
+    model: ModelOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    metric: MetricOpt = DEFAULT_METRIC,
+    observe_after: Annotated[
+        str | None, typer.Option("--observe-after", help="Keep sampling this long after the load (e.g. 2m).")
+    ] = None,
+) -> None:
+    """Run a load shape against the inference API and record a timeline (no verdict)."""
+    args = dict(locals())
+    from gpu_inference.loadtest.runner import LoadTestOptions, run_loadtest
+
+    with user_errors():
+        options = LoadTestOptions(
+            **shared_options(args), observe_after_s=parse_duration(observe_after) or 0.0
+        )
+        with Progress(f"load test: {options.target.url}") as progress:
+            report = run_loadtest(options, on_sample=progress)
+    typer.echo(summary_line(report, out))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("loadtest")(loadtest)
