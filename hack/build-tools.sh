@@ -13,8 +13,10 @@ tools_src="$here/tools"
 # shellcheck source=tools/versions.env
 source "$tools_src/versions.env"
 
-key="$(cd "$tools_src" && find . -type f \( -name '*.env' -o -name 'go.mod' \) -print0 \
-  | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
+# Comments don't count: only the pins themselves decide whether tools are rebuilt.
+key="$(cd "$tools_src" && find . -type f \( -name '*.env' -o -name 'go.mod' \) | sort \
+  | while read -r f; do echo "== $f"; grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*//' -e '^[[:space:]]*$' "$f"; done \
+  | sha256sum | cut -c1-12)"
 cache_root="${TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpu-inference/tools}"
 bin="$cache_root/$key/bin"
 if [[ "${1:-}" == "--print-bin" ]]; then echo "$bin"; exit 0; fi

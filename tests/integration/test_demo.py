@@ -44,4 +44,7 @@ def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path) -> None:
     assert "<svg" in html
     assert "SIMULATED" in html
     assert "scale-up VERIFIED" in proc.stdout
-    assert not LocalClusterConfig(name=name).workdir.exists(), "demo left its cluster's files behind"
+    workdir = LocalClusterConfig(name=name).workdir
+    assert not workdir.exists(), "demo left its cluster's files behind"
+    left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True, check=False).stdout
+    assert not left.strip(), f"demo left processes behind:\n{left}"

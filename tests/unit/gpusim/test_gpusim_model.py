@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, replace
 
 import pytest
@@ -274,3 +275,23 @@ def test_node_labels_select_the_gpu_model() -> None:
     assert gpu_spec_for_node({"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"}) == (TESLA_T4, True)
     assert gpu_spec_for_node({"node.kubernetes.io/instance-type": "g4dn.xlarge"}) == (TESLA_T4, True)
     assert gpu_spec_for_node({"node.kubernetes.io/instance-type": "p5.48xlarge"}) == (TESLA_T4, False)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", list(ProfileKind))
+def test_engine_finishes_work_when_the_clock_is_large(kind: ProfileKind) -> None:
+    """At a large clock value a sequence's last sliver of work is below the float resolution of
+    the clock; the engine must still complete it instead of looping without progress."""
+    rng = random.Random(1)
+    start = 1e9
+    engine = Engine(CLASSIC_DEFAULT if kind is ProfileKind.CLASSIC else LLM_DEFAULT, now=start)
+    t = start
+    aborted = 0
+    for i in range(500):
+        t += rng.random() * 0.05
+        engine.submit(f"r{i}", rng.randint(1, 50), rng.randint(1, 64), t)
+        if rng.random() < 0.2:
+            aborted += engine.abort(f"r{rng.randint(0, i)}", t + rng.random() * 1e-7)
+        engine.advance(t + rng.random() * 1e-9)
+    engine.advance(t + 3600)
+    assert len(engine.pop_finished()) + aborted == 500

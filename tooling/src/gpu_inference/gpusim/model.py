@@ -492,9 +492,16 @@ class Engine:
                 self._t = now
                 return
             rate = self.profile.seq_rate(len(self._running))
-            next_done = self._t + min(s.work - s.done for s in self._running) / rate
+            least = min(s.work - s.done for s in self._running)
+            next_done = self._t + least / rate
             stop = min(next_done, now)
             dt = stop - self._t
+            if dt <= 0 and next_done <= now:
+                # The time left is below the clock's float resolution at this magnitude: those
+                # sequences are done now (without this the loop would make no progress, forever).
+                for seq in self._running:
+                    if seq.work - seq.done <= least:
+                        seq.done = seq.work
             self._integrate(dt)
             for seq in self._running:
                 before = seq.done
