@@ -24,12 +24,13 @@ CLI := $(VENV)/bin/gpu-inference
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target> [SETTING=value]\n"} \
+	  /^[A-Z_]+ +\?=/ { split($$0, kv, /[ ]+\?= */); printf "  \033[33m%-16s\033[0m default: %s\n", kv[1], kv[2] } \
 	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Setup
 .PHONY: tools
-tools: ## Build the pinned Go tools (helm, kwok, Kubernetes, etcd, adapter, autoscaler) into the versioned cache.
+tools: ## Build the pinned Go tools (helm, kwok, Kubernetes, etcd, Prometheus, prometheus-adapter) into the versioned cache.
 	hack/build-tools.sh
 
 $(VENV)/.installed: tooling/pyproject.toml
