@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from kubernetes import client
+from kubernetes.utils import parse_quantity
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ def hpa_current_gpu(
     for m in h.status.current_metrics or []:
         if m.type == "Pods" and m.pods.metric.name == metric:
             q = m.pods.current.average_value
-            return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+            return float(parse_quantity(q))
     return None
 
 

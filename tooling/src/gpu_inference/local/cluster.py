@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from kubernetes.utils import parse_quantity
 
 from gpu_inference import paths
 from gpu_inference.adapters.helm import Helm
@@ -161,9 +162,9 @@ class LocalCluster:
         return f"app.kubernetes.io/instance={self.cfg.release},app.kubernetes.io/component={component}"
 
     def _release_objects(self) -> list[dict[str, Any]]:
-        api = client.ApiClient()
-        core = client.CoreV1Api(self._api())
-        apps = client.AppsV1Api(self._api())
+        api = self._api()
+        core = client.CoreV1Api(api)
+        apps = client.AppsV1Api(api)
         sel = f"app.kubernetes.io/instance={self.cfg.release}"
         objs: list[dict[str, Any]] = []
         for cm in core.list_namespaced_config_map(self.cfg.namespace, label_selector=sel).items:
@@ -355,7 +356,7 @@ class LocalCluster:
             raise LocalClusterError(f"custom metrics API: {exc.status} {exc.reason}") from exc
         out: dict[str, float] = {}
         for item in resp.get("items", []):
-            out[item["describedObject"]["name"]] = _quantity(item["value"])
+            out[item["describedObject"]["name"]] = float(parse_quantity(item["value"]))
         return out
 
     def wait_for_custom_metric(self, timeout_s: float) -> dict[str, float]:
@@ -399,9 +400,3 @@ class LocalCluster:
             hostprocs.stop_all(kwok_dir)
         shutil.rmtree(self.workdir, ignore_errors=True)
         log.info("local cluster %s removed", self.cfg.name)
-
-
-def _quantity(v: str) -> float:
-    if v.endswith("m"):
-        return float(v[:-1]) / 1000
-    return float(v)

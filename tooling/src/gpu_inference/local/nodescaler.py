@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client import V1Node, V1Pod
+from kubernetes.utils import parse_quantity
 
 from gpu_inference.cluster_spec import ClusterSpec, NodeGroupSpec, load_cluster_spec
 from gpu_inference.local import nodes
@@ -28,14 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def _qty(value: str | None) -> float:
-    """Kubernetes quantity to a float (cpu in cores, memory in bytes)."""
-    if not value:
-        return 0.0
-    units = {"m": 1e-3, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "k": 1e3, "M": 1e6, "G": 1e9}
-    for suffix in sorted(units, key=len, reverse=True):
-        if value.endswith(suffix):
-            return float(value[: -len(suffix)]) * units[suffix]
-    return float(value)
+    """Kubernetes quantity to a float (cpu in cores, memory in bytes); empty is 0."""
+    return float(parse_quantity(value)) if value else 0.0
 
 
 def pod_requests(pod: V1Pod) -> dict[str, float]:
