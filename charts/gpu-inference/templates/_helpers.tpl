@@ -109,7 +109,7 @@ PromQL: a GPU series with the wiring's label names mapped to pod/namespace/node.
 {{/*
 The wiring, resolved once, as YAML. Every wired object is rendered from this dict; nothing else
 reads .Values.wiring. Keys: prometheusUrl, scrapeInterval, scrapeTimeout, relistInterval,
-gpu{series,metric,podLabel,namespaceLabel,nodeLabel}, queue{series,metric}, targets, ruleFiles,
+gpu{series,metric,podLabel,namespaceLabel,nodeLabel}, queue{series,metric}, engine, signals, targets, ruleFiles,
 rules{recording,alerting}, dashboardsConfigMap.
 */}}
 {{- define "gpu-inference.wiring" -}}
@@ -158,6 +158,11 @@ gpu:
 queue:
   series: {{ $queueSeries | quote }}
   metric: {{ $w.queueDepth.metric | quote }}
+{{- /* The autoscaling signals (templates/_rules.tpl): engine and, per signal, metric and query. */}}
+{{- $sig := include "gpu-inference.signals" . | fromYaml }}
+engine: {{ $sig.engine | quote }}
+signals:
+  {{- toYaml $sig.signals | nindent 2 }}
 targets:
   {{- toYaml $targets | nindent 2 }}
 ruleFiles: [recording_rules.yml, alerting_rules.yml]

@@ -2,6 +2,12 @@
 The server a preset runs, as YAML: image defaults, command, args, port, probe and metrics paths,
 the queue series, environment and volumes. preset custom takes them from .Values.custom.
 Unknown presets fail with the list of known ones.
+
+`signals` says which autoscaling signals the server can feed (the parent's autoscaling.signals):
+`series` maps each server signal to the series the server exports on its metrics path (a signal
+missing there is one the server does not export; the parent's validation rejects it), and
+`recommended` is the set `autoscaling.signals: [preset]` expands to (reasons in docs/chart.md).
+gpuUtilization comes from the DCGM exporter, not from the server, so every preset supports it.
 */}}
 {{- define "inference.preset" -}}
 {{- $v := .Values -}}
@@ -30,6 +36,16 @@ port: 8000
 healthPath: /health
 metricsPath: /metrics
 queueSeries: "vllm:num_requests_waiting"
+signals:
+  # vLLM V1 gauges (docs.vllm.ai, Production Metrics), one series per engine, label model_name.
+  series:
+    runningRequests: "vllm:num_requests_running"
+    queueDepth: "vllm:num_requests_waiting"
+    # 0-1. vllm:gpu_cache_usage_perc before the rename (vllm-project/vllm#18354); v0.11 exports this one.
+    kvCacheUsage: "vllm:kv_cache_usage_perc"
+  # KV-cache usage rises with the work in the batch before requests queue; waiting requests catch
+  # a server that is already saturated. GPU utilization reads ~100 % with one sequence decoding.
+  recommended: [kvCacheUsage, queueDepth]
 preStopSleepSeconds: 10
 env:
   # Non-root with a read-only root filesystem: every cache lives on a mounted volume.
@@ -59,6 +75,15 @@ port: {{ int $c.port }}
 healthPath: {{ $c.healthPath | quote }}
 metricsPath: {{ $c.metricsPath | quote }}
 queueSeries: {{ $c.queueSeries | quote }}
+signals:
+  # Only what custom.* declares; more series can be named in the parent's wiring.<signal>.series.
+  series:
+    {{- if $c.queueSeries }}
+    queueDepth: {{ $c.queueSeries | quote }}
+    {{- else }} {}
+    {{- end }}
+  # The GPU is the one signal known to exist; a declared queue series is added beside it.
+  recommended: {{ ternary (list "gpuUtilization" "queueDepth") (list "gpuUtilization") (not (empty $c.queueSeries)) | toJson }}
 preStopSleepSeconds: 0
 env:
   - {name: HOME, value: /tmp/home}

@@ -3,37 +3,31 @@ Objects of this part that depend on the wiring. The parent chart renders them wi
 (dict "part" <this chart's scope> "wiring" <resolved wiring>); see the parent's
 templates/wired-prometheus-adapter.yaml. Wiring keys used here:
   prometheusUrl, relistInterval,
-  gpu.series / gpu.metric / gpu.podLabel / gpu.namespaceLabel,
-  queue.series / queue.metric (queue.series empty: no queue rule).
+  engine, signals[] (series, metric, podLabel, namespaceLabel, query; see the parent's
+  templates/_rules.tpl "gpu-inference.signals").
 */}}
 
-{{/* The adapter rules (config.yaml). Only the chart's series are exposed: no default rules that
-would attach DCGM series to the exporter's pod. */}}
+{{/* The adapter rules (config.yaml): one per autoscaling signal (wiring.signals), so the metric
+names and queries are the ones the HPA reads. Only these are exposed: no default rules that would
+attach DCGM series to the exporter's pod. With autoscaling.engine=keda the adapter serves nothing. */}}
 {{- define "prometheus-adapter.wired.rules" -}}
 {{- $w := .wiring -}}
+{{- $rules := list -}}
+{{- if ne $w.engine "keda" -}}
+{{- range $w.signals -}}
+{{- $rules = append $rules (dict
+  "seriesQuery" (printf "%s{%s!=\"\",%s!=\"\"}" .series .namespaceLabel .podLabel)
+  "resources" (dict "overrides" (dict .namespaceLabel (dict "resource" "namespace") .podLabel (dict "resource" "pod")))
+  "name" (dict "matches" (printf "^%s$" (regexQuoteMeta .series)) "as" .metric)
+  "metricsQuery" .query) -}}
+{{- end -}}
+{{- end -}}
+# One rule per autoscaling signal (values autoscaling.signals). GPU utilization is averaged over a
+# pod's GPUs (avg, not sum: two GPUs at 98 % would read 196); server gauges are summed per pod.
 rules:
-  # GPU utilization of each inference pod, averaged over its GPUs (avg, not sum: a sum of two
-  # GPUs at 98 % would read 196). The label names are the ones that carry the pod holding the GPU.
-  - seriesQuery: {{ printf "%s{%s!=\"\",%s!=\"\"}" $w.gpu.series $w.gpu.namespaceLabel $w.gpu.podLabel | quote }}
-    resources:
-      overrides:
-        {{ $w.gpu.namespaceLabel }}: {resource: namespace}
-        {{ $w.gpu.podLabel }}: {resource: pod}
-    name:
-      matches: {{ printf "^%s$" (regexQuoteMeta $w.gpu.series) | quote }}
-      as: {{ $w.gpu.metric | quote }}
-    metricsQuery: "avg by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})"
-  {{- if $w.queue.series }}
-  # Requests waiting in each inference pod's queue (scraped from the pod itself: pod/namespace).
-  - seriesQuery: {{ printf "%s{namespace!=\"\",pod!=\"\"}" $w.queue.series | quote }}
-    resources:
-      overrides:
-        namespace: {resource: namespace}
-        pod: {resource: pod}
-    name:
-      matches: {{ printf "^%s$" (regexQuoteMeta $w.queue.series) | quote }}
-      as: {{ $w.queue.metric | quote }}
-    metricsQuery: "sum by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})"
+  {{- if $rules }}
+  {{- toYaml $rules | nindent 2 }}
+  {{- else }} []
   {{- end }}
 {{- end -}}
 
@@ -151,8 +145,9 @@ spec:
 {{- $p := .part -}}
 {{- $w := .wiring -}}
 {{- $fullname := include "prometheus-adapter.fullname" $p -}}
-{{- $resources := list (printf "pods/%s" $w.gpu.metric) -}}
-{{- if $w.queue.series }}{{ $resources = append $resources (printf "pods/%s" $w.queue.metric) }}{{ end -}}
+{{- $resources := list -}}
+{{- if ne $w.engine "keda" }}{{ range $w.signals }}{{ $resources = append $resources (printf "pods/%s" .metric) }}{{ end }}{{ end -}}
+{{- $resources = uniq $resources -}}
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
