@@ -90,7 +90,8 @@ def test_classic_is_the_default_profile(kubeconfig: Path) -> None:
         (["--front-door", "127.0.0.1:99999"], "--front-door"),
         (["--single-stream", "30"], "--single-stream"),
         (["--capacity", "-1"], "--capacity"),
-        (["--profile", "llm", "--capacity", "5000"], "--capacity"),
+        (["--profile", "llm", "--capacity", "50000"], "--capacity"),  # > 256 x single stream
+        (["--max-num-batched-tokens", "4096"], "--max-num-batched-tokens"),  # llm only
         (["--collect-interval", "0"], "--collect-interval"),
         (["--inference-port", "0"], "--inference-port"),
     ],

@@ -1,4 +1,6 @@
-"""The GPU model per profile, driven with injected time (no sleeping)."""
+"""The classic engine and the DCGM device figures, driven with injected time (no sleeping).
+
+The llm engine (vLLM-style batching) has its own tests: test_gpusim_batching.py."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from gpu_inference.gpusim.model import (
     Profile,
     ProfileKind,
     gpu_spec_for_node,
+    make_engine,
 )
 
 pytestmark = pytest.mark.unit
@@ -38,7 +41,7 @@ class Run:
 
 def drive(profile: Profile, rate: float, duration: float = 120.0, interval: float = 1.0) -> Run:
     """Deterministic arrivals every 1/rate s; one DCGM collection per interval."""
-    eng = Engine(profile, 0.0)
+    eng = make_engine(profile, 0.0)
     dev = GpuDevice(TESLA_T4, "node-a", 0, last_collect=0.0)
     samples: list[GpuSample] = []
     waiting: list[int] = []
@@ -105,55 +108,6 @@ def test_engine_timeline_is_exact() -> None:
     assert eng.next_event_time() is None
 
 
-# ---------------------------------------------------------------------------------------------
-# llm
-
-
-def test_llm_duty_cycle_saturates_at_low_load_while_queue_stays_empty() -> None:
-    capacity_rps = LLM_DEFAULT.capacity_tps / LLM_DEFAULT.work(PROMPT, COMPLETION)  # ~9.1/s
-    low = drive(LLM_DEFAULT, rate=1.0)  # about 11 % of what the batch can serve
-    assert 1.0 / capacity_rps < 0.12
-    assert low.mean_util(last=60) >= 95
-    assert max(low.waiting) == 0
-    classic = drive(CLASSIC_DEFAULT, rate=1.0)  # same request stream, no batching
-    assert classic.mean_util(last=60) < 20
-
-
-def test_llm_queue_depth_is_the_honest_signal_past_capacity() -> None:
-    fits = drive(LLM_DEFAULT, rate=8.0, duration=60)  # below ~9.1/s batch capacity
-    over = drive(LLM_DEFAULT, rate=12.0, duration=60)
-    assert fits.mean_util(last=30) == over.mean_util(last=30) == 100  # util cannot tell them apart
-    assert max(fits.waiting) == 0
-    assert over.waiting[-1] > over.waiting[29] > over.waiting[10] > 0
-    assert over.e2e[-1] > 3 * fits.e2e[-1]
-
-
-def test_llm_batching_rates() -> None:
-    p = LLM_DEFAULT
-    assert p.throughput(1) == pytest.approx(p.single_stream_tps)
-    assert p.throughput(p.max_batch) == pytest.approx(p.capacity_tps)
-    per_seq = [p.seq_rate(b) for b in range(1, p.max_batch + 1)]
-    total = [p.throughput(b) for b in range(1, p.max_batch + 1)]
-    assert per_seq == sorted(per_seq, reverse=True)  # each sequence slows down ...
-    assert total == sorted(total)  # ... but the GPU does more work
-    assert p.duty(1) == p.duty(p.max_batch) == 1.0
-    assert p.activity(1) < 0.1 < p.activity(p.max_batch) == pytest.approx(1.0)
-
-
-def test_llm_waits_for_kv_cache_before_batch_slots_run_out() -> None:
-    # KV for ~1000 tokens only: two 400-token sequences fit, the third waits with slots free
-    small_kv = replace(LLM_DEFAULT, kv_mib_per_token=9.2, max_model_len=1000)
-    eng = Engine(small_kv, 0.0)
-    assert 800 <= eng.kv_capacity < 1200
-    for i in range(3):
-        eng.submit(f"r{i}", prompt_tokens=300, completion_tokens=100, now=0.0)
-    assert (eng.running, eng.waiting) == (2, 1)
-    assert eng.kv_usage == pytest.approx(800 / eng.kv_capacity)
-    eng.advance(1000.0)
-    assert len(eng.pop_finished()) == 3
-    assert eng.kv_used_tokens == 0
-
-
 def test_abort_frees_the_slot_for_the_next_request() -> None:
     eng = Engine(CLASSIC_DEFAULT, 0.0)
     eng.submit("a", 10, 100, 0.0)
@@ -163,14 +117,6 @@ def test_abort_frees_the_slot_for_the_next_request() -> None:
     assert not eng.abort("missing", 0.1)
     eng.advance(100.0)
     assert [f.rid for f in eng.pop_finished()] == ["b"]
-
-
-def test_submit_rejects_what_can_never_run() -> None:
-    eng = Engine(replace(LLM_DEFAULT, kv_mib_per_token=9.2, max_model_len=1000), 0.0)
-    with pytest.raises(ValueError, match="KV"):
-        eng.submit("big", 900, 900, 0.0)
-    with pytest.raises(ValueError, match="completion_tokens"):
-        eng.submit("none", 10, 0, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,8 +195,8 @@ def test_engine_younger_than_the_interval_counts_the_rest_as_idle() -> None:
 @pytest.mark.parametrize(
     ("profile", "option"),
     [
-        (replace(LLM_DEFAULT, capacity_tps=10_000.0), "--capacity"),  # > max_batch x single stream
-        (replace(LLM_DEFAULT, capacity_tps=10.0), "--capacity"),  # below single stream
+        (LLM_DEFAULT.with_overrides(capacity_tps=100_000.0), "--capacity"),  # > max_batch x single stream
+        (LLM_DEFAULT.with_overrides(capacity_tps=10.0), "--capacity"),  # below single stream
         (replace(CLASSIC_DEFAULT, capacity_tps=0.0), "--capacity"),
         (replace(CLASSIC_DEFAULT, max_batch=0), "--max-batch"),
         (replace(LLM_DEFAULT, max_model_len=1_000_000), "--max-model-len"),  # KV cache too small
@@ -284,7 +230,7 @@ def test_engine_finishes_work_when_the_clock_is_large(kind: ProfileKind) -> None
     the clock; the engine must still complete it instead of looping without progress."""
     rng = random.Random(1)
     start = 1e9
-    engine = Engine(CLASSIC_DEFAULT if kind is ProfileKind.CLASSIC else LLM_DEFAULT, now=start)
+    engine = make_engine(CLASSIC_DEFAULT if kind is ProfileKind.CLASSIC else LLM_DEFAULT, now=start)
     t = start
     aborted = 0
     for i in range(500):

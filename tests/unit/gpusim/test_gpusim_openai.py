@@ -106,7 +106,7 @@ def test_models_payload() -> None:
     ("body", "status", "needle"),
     [
         ({"prompt": "x", "model": "other"}, 404, "does not exist"),
-        ({"prompt": "x", "stream": True}, 400, "stream"),
+        ({"prompt": "x", "stream": "yes"}, 400, "stream"),
         ({"prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
         ({"prompt": "x", "max_tokens": "5"}, 400, "max_tokens"),
         ({"prompt": "x", "n": 0}, 400, "n must"),

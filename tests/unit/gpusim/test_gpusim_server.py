@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, TESLA_T4, Engine, Profile
+from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, TESLA_T4, Profile, make_engine
 from gpu_inference.gpusim.pods import AddressMode, PodKind, PodTracker
 from gpu_inference.gpusim.server import (
     SIMULATED_HEADER,
@@ -38,7 +38,7 @@ FAST = replace(CLASSIC_DEFAULT, capacity_tps=100_000.0)
 
 async def start_replica(host: str, profile: Profile = FAST, key: str = "ns/pod") -> tuple[Listener, Replica]:
     loop = asyncio.get_running_loop()
-    runner = EngineRunner(Engine(profile, loop.time()), loop.time)
+    runner = EngineRunner(make_engine(profile, loop.time()), loop.time)
     replica = Replica(
         key=key, model_name=MODEL, max_model_len=profile.max_model_len, runner=runner, clock=loop.time
     )
@@ -109,8 +109,13 @@ def test_replica_serves_the_vllm_api(loopback_host: Callable[[], str]) -> None:
                 "gpu_inference_simulated",
             ):
                 assert name in fams, name
-            assert fams["vllm:num_requests_running"].samples[0].labels == {"model_name": MODEL}
-            assert sample_value(fams, "vllm:request_success", "vllm:request_success_total") == 2
+            assert fams["vllm:num_requests_running"].samples[0].labels == {"model_name": MODEL, "engine": "0"}
+            success = {
+                s.labels["finished_reason"]: s.value
+                for s in fams["vllm:request_success"].samples
+                if s.name == "vllm:request_success_total"
+            }
+            assert success == {"stop": 0, "length": 2, "abort": 0}  # classic: every reply runs to its budget
             assert sample_value(fams, "vllm:prompt_tokens", "vllm:prompt_tokens_total") == 10 + 8
             assert sample_value(fams, "vllm:generation_tokens", "vllm:generation_tokens_total") == 8
             e2e = sample_value(
@@ -173,7 +178,8 @@ def test_front_door_round_robin_spreads_over_replicas(loopback_host: Callable[[]
             assert fd.routed == {"ns/a": 5, "ns/b": 5}
             for rep in (ra, rb):
                 served = rep.registry.get_sample_value(
-                    "vllm:request_success_total", {"model_name": MODEL, "finished_reason": "length"}
+                    "vllm:request_success_total",
+                    {"model_name": MODEL, "engine": "0", "finished_reason": "length"},
                 )
                 assert served == 5
         finally:
@@ -372,7 +378,7 @@ def status_routed(sim: Simulator) -> dict[str, int]:
 
 def test_llm_replica_reports_queue_not_just_utilization(loopback_host: Callable[[], str]) -> None:
     """With the llm profile, requests past the batch size wait, and /metrics shows it."""
-    tiny_batch = replace(LLM_DEFAULT, max_batch=2, capacity_tps=40.0, single_stream_tps=25.0)
+    tiny_batch = LLM_DEFAULT.with_overrides(max_batch=2)
 
     async def scenario() -> None:
         listener, replica = await start_replica(loopback_host(), tiny_batch)
@@ -380,7 +386,9 @@ def test_llm_replica_reports_queue_not_just_utilization(loopback_host: Callable[
         try:
             async with aiohttp.ClientSession() as http:
                 tasks = [
-                    asyncio.create_task(http.post(f"{url}/v1/completions", json=completion(200)))
+                    asyncio.create_task(
+                        http.post(f"{url}/v1/completions", json={**completion(200), "ignore_eos": True})
+                    )
                     for _ in range(5)
                 ]
                 for _ in range(200):

@@ -1,8 +1,10 @@
 """`python -m gpu_inference.gpusim`: the GPU simulator process that `local up` runs.
 
-Everything it serves is simulated and says so (gauge `gpu_inference_simulated 1`, header
-`X-GPU-Simulated: true`, "SIMULATED" in /sim/status). Exits 0 on SIGTERM/SIGINT after closing
-every listener; exits 2 on bad settings with a message naming the option.
+Everything it serves is simulated and says so (gauges `gpu_inference_simulated 1` and
+`gpusim_info{profile=...} 1`, headers `X-GPU-Simulated: true` and `X-GPU-Simulator: <profile>`,
+"SIMULATED" in /sim/status, the profile and its parameters at GET /gpusim/profile). Exits 0 on
+SIGTERM/SIGINT after closing every listener; exits 2 on bad settings with a message naming the
+option. It is a program of its own and sets up its own logging (plain lines on stderr).
 """
 
 from __future__ import annotations
@@ -34,6 +36,31 @@ from gpu_inference.gpusim.simulator import DEFAULT_MODEL_NAME, SimConfig, Simula
 
 log = logging.getLogger("gpu_inference.gpusim")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_QUIET_LOGGERS = ("urllib3", "kubernetes", "asyncio", "aiohttp.access")
+
+
+def configure_logging(verbose: bool = False, log_file: str | None = None) -> None:
+    """The simulator's logging: plain lines on stderr (info, or debug with -v), and every debug
+    line in `log_file` when given. Replaces whatever handlers the root logger had."""
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.DEBUG if log_file else level)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter(LOG_FORMAT))
+    stderr.setLevel(level)
+    root.addHandler(stderr)
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter(LOG_FORMAT))
+        fh.setLevel(logging.DEBUG)
+        root.addHandler(fh)
+    for noisy in _QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -63,8 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--capacity", type=float, help="tokens/s per GPU with every batch slot busy (profile default)"
     )
-    p.add_argument("--max-batch", type=int, help="sequences on the GPU at once (classic 1, llm 32)")
-    p.add_argument("--single-stream", type=float, help="llm: tokens/s of one sequence alone (default 25)")
+    p.add_argument(
+        "--max-batch", type=int, help="sequences on the GPU at once (classic 1; llm: max_num_seqs, 256)"
+    )
+    p.add_argument(
+        "--single-stream",
+        type=float,
+        help="llm: tokens/s of one sequence alone (default: from the step model)",
+    )
+    p.add_argument(
+        "--max-num-batched-tokens", type=int, help="llm: token budget of one step (default 2048, vLLM's)"
+    )
     p.add_argument("--max-model-len", type=int, help="longest prompt+completion in tokens (default 4096)")
     p.add_argument(
         "--collect-interval", type=float, default=1.0, help="DCGM collection interval in s (default 1)"
@@ -103,9 +139,16 @@ def config_from_args(ns: argparse.Namespace) -> tuple[SimConfig, WatchConfig]:
         max_batch=ns.max_batch,
         single_stream_tps=ns.single_stream if kind is ProfileKind.LLM else None,
         max_model_len=ns.max_model_len,
+        max_num_batched_tokens=ns.max_num_batched_tokens if kind is ProfileKind.LLM else None,
+        source="command line",
     )
-    if kind is ProfileKind.CLASSIC and ns.single_stream is not None:
-        raise ConfigError("--single-stream", "applies to --profile llm only", "drop it or use --profile llm")
+    if kind is ProfileKind.CLASSIC:
+        for opt, val in (
+            ("--single-stream", ns.single_stream),
+            ("--max-num-batched-tokens", ns.max_num_batched_tokens),
+        ):
+            if val is not None:
+                raise ConfigError(opt, "applies to --profile llm only", "drop it or use --profile llm")
     profile.validate()
     if not ns.collect_interval > 0:
         raise ConfigError("--collect-interval", f"must be > 0 s, got {ns.collect_interval}", "pass e.g. 1.0")
@@ -172,9 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from gpu_inference.cli import logging_setup
-
-    logging_setup.configure(verbose=ns.verbose, log_file=ns.log_file)
+    configure_logging(verbose=ns.verbose, log_file=ns.log_file)
     pid_file: Path | None = ns.pid_file
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)

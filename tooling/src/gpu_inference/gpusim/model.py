@@ -1,94 +1,65 @@
-"""The simulated GPU: a capacity and queue model per replica, and the device figures it drives.
+"""The simulated GPU: the classic engine, the DCGM device figures, and what both engines share.
 
 Everything here is pure: time is a float passed in by the caller (seconds on any monotonic
-clock), nothing sleeps and nothing reads a clock, so the behaviour is unit-testable exactly.
+clock), nothing sleeps and nothing reads a clock, so the behaviour is unit-testable exactly
+(drive an engine with a virtual clock: `gpu_inference.gpusim.virtual`).
 
-Two layers:
+* `Engine` is the ``classic`` profile: a server without batching across requests. Requests wait
+  in a FIFO queue, up to `max_batch` of them run at once, each at ``capacity / max_batch``
+  decode-equivalent tokens/s; work is ``completion_tokens + prompt_tokens / prefill_speedup``.
+  It advances in exact piecewise-linear segments and keeps integrals of GPU busy time, compute
+  activity and dynamic memory, which `take_window` hands out per collection interval.
+* `gpu_inference.gpusim.batching.BatchEngine` is the ``llm`` profile (vLLM V1's scheduler).
+* `GpuDevice` turns one window into what DCGM would report for the device: utilization sampled
+  like NVML (duty cycle over the last sample period), framebuffer used/free, power between idle
+  and TDP, temperature following power with a thermal time constant, and clocks.
 
-* `Engine` models the inference server on one replica: requests wait in a FIFO queue, up to
-  `max_batch` of them run at once, and each running sequence progresses at a rate that depends
-  on how many run together. It keeps integrals of GPU busy time, compute activity and dynamic
-  memory, which `take_window` hands out per collection interval.
-* `GpuDevice` turns one window into what DCGM would report for the device: utilization
-  (time-averaged over the interval), framebuffer used/free, power between idle and TDP,
-  temperature following power with a thermal time constant, and clocks.
-
-Work is counted in "decode-equivalent tokens": a request needs
-``completion_tokens + prompt_tokens / prefill_speedup`` units of work.
-
-Profiles (see docs/gpu-simulator.md for the equations and defaults):
-
-* ``classic``: no batching across requests (``max_batch`` slots, 1 by default) each at
-  ``capacity / max_batch`` tokens/s. Utilization = busy slots / slots, so it follows load
-  linearly up to 100 % and latency grows with the queue beyond that.
-* ``llm``: continuous batching. A decode step over ``b`` sequences takes
-  ``step(b) = 1/single_stream + per_seq * (b - 1)`` seconds, with ``per_seq`` chosen so that
-  ``max_batch`` sequences together make ``capacity`` tokens/s. The GPU's duty cycle is
-  ``busy_duty`` whenever any sequence runs, so utilization saturates at low load; the queue
-  (requests waiting for a batch slot or for KV cache) is the honest load signal.
+Parameters and their sources: data/profiles.yaml, read by `gpu_inference.gpusim.params`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections import deque
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from gpu_inference.errors import ConfigError
+from gpu_inference.gpusim.params import (
+    CLASSIC_DEFAULT,
+    DEFAULT_PROFILES,
+    GPU_SPECS,
+    LLM_DEFAULT,
+    TESLA_T4,
+    GpuSpec,
+    Profile,
+    ProfileKind,
+)
+
+__all__ = [
+    "CLASSIC_DEFAULT",
+    "DEFAULT_PROFILES",
+    "GPU_SPECS",
+    "LLM_DEFAULT",
+    "TESLA_T4",
+    "Engine",
+    "Finished",
+    "GpuDevice",
+    "GpuSample",
+    "GpuSpec",
+    "Profile",
+    "ProfileKind",
+    "SimEngine",
+    "Window",
+    "gpu_spec_for_node",
+    "make_engine",
+]
 
 #: Relative tolerance when deciding that a sequence has finished its work.
 _EPS = 1e-9
-
-
-# --------------------------------------------------------------------------------------------
-# GPU hardware
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GpuSpec:
-    """What the simulator needs to know about one GPU model.
-
-    Framebuffer size, TDP and clock limits are the vendor's figures; idle power, temperatures
-    and the thermal time constant are modelling assumptions (not measured here).
-    """
-
-    key: str
-    model_name: str  # DCGM's modelName label
-    fb_total_mib: int
-    tdp_w: float
-    idle_power_w: float
-    sm_clock_idle_mhz: int
-    sm_clock_max_mhz: int
-    mem_clock_idle_mhz: int
-    mem_clock_max_mhz: int
-    temp_idle_c: float
-    temp_full_load_c: float
-    thermal_tau_s: float
-    mem_copy_share: float  # DCGM_FI_DEV_MEM_COPY_UTIL = this share of the load (a crude assumption)
-    pci_device_base: int  # PCI device number of GPU 0 (bus id 00000000:00:<dev>.0)
-
-
-#: NVIDIA T4 as on g4dn instances: 15360 MiB, 70 W, 1590 MHz max SM clock, 5001 MHz memory clock.
-TESLA_T4 = GpuSpec(
-    key="tesla-t4",
-    model_name="Tesla T4",
-    fb_total_mib=15360,
-    tdp_w=70.0,
-    idle_power_w=10.0,
-    sm_clock_idle_mhz=300,
-    sm_clock_max_mhz=1590,
-    mem_clock_idle_mhz=405,
-    mem_clock_max_mhz=5001,
-    temp_idle_c=32.0,
-    temp_full_load_c=72.0,
-    thermal_tau_s=45.0,
-    mem_copy_share=0.6,
-    pci_device_base=0x1E,
-)
-
-GPU_SPECS: dict[str, GpuSpec] = {TESLA_T4.key: TESLA_T4}
+#: How much busy-time history an engine keeps for NVML-style sampling (seconds).
+DUTY_HISTORY_S = 30.0
 
 #: Node labels that name the GPU model, and the spec each value maps to.
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
@@ -111,202 +82,6 @@ def gpu_spec_for_node(labels: dict[str, str]) -> tuple[GpuSpec, bool]:
 
 
 # --------------------------------------------------------------------------------------------
-# Profiles
-# --------------------------------------------------------------------------------------------
-
-
-class ProfileKind(StrEnum):
-    CLASSIC = "classic"
-    LLM = "llm"
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How one replica uses its GPU. All figures are modelling assumptions, documented."""
-
-    kind: ProfileKind
-    #: Decode-equivalent tokens/s the GPU sustains when all `max_batch` slots are busy.
-    capacity_tps: float
-    #: Sequences on the GPU at once (classic: parallel slots; llm: vLLM's max_num_seqs).
-    max_batch: int
-    #: llm only: tokens/s of one sequence running alone (1 / decode step time at batch 1).
-    single_stream_tps: float
-    #: Prompt tokens are processed this many times faster than generated tokens.
-    prefill_speedup: float
-    #: llm only: duty cycle (0..1) the GPU reports while at least one sequence runs.
-    busy_duty: float
-    #: Framebuffer taken by the model weights once the server has loaded them (MiB).
-    weights_mib: int
-    #: Framebuffer taken by the CUDA context and runtime (MiB).
-    context_mib: int
-    #: classic only: framebuffer per running request (activations, MiB).
-    activation_mib: int
-    #: llm only: KV cache per token held by a running sequence (MiB).
-    kv_mib_per_token: float
-    #: llm only: share of the framebuffer the server may use (vLLM's gpu_memory_utilization).
-    memory_fraction: float
-    #: Longest prompt + completion accepted (tokens).
-    max_model_len: int
-
-    # -- validation ------------------------------------------------------------------------
-
-    def validate(self, gpu: GpuSpec = TESLA_T4) -> None:
-        """Raise ConfigError naming the option when the parameters cannot describe a GPU."""
-        if not self.capacity_tps > 0:
-            raise ConfigError("--capacity", f"must be > 0 tokens/s, got {self.capacity_tps}", "pass e.g. 400")
-        if self.max_batch < 1:
-            raise ConfigError("--max-batch", f"must be >= 1, got {self.max_batch}", "pass e.g. 32")
-        if not self.prefill_speedup > 0:
-            raise ConfigError("prefill_speedup", "must be > 0", "use a positive speed-up, e.g. 20")
-        if not 0 < self.busy_duty <= 1:
-            raise ConfigError("busy_duty", f"must be in (0, 1], got {self.busy_duty}", "use e.g. 1.0")
-        if self.max_model_len < 2:
-            raise ConfigError("--max-model-len", "must be >= 2 tokens", "pass e.g. 4096")
-        static = self.weights_mib + self.context_mib
-        if static >= gpu.fb_total_mib:
-            raise ConfigError(
-                "weights_mib/context_mib",
-                f"{static} MiB do not fit in the {gpu.model_name}'s {gpu.fb_total_mib} MiB",
-                "choose a smaller model",
-            )
-        if self.kind is ProfileKind.LLM:
-            if not self.single_stream_tps > 0:
-                raise ConfigError("--single-stream", "must be > 0 tokens/s", "pass e.g. 25")
-            if self.capacity_tps < self.single_stream_tps:
-                raise ConfigError(
-                    "--capacity",
-                    f"{self.capacity_tps} tokens/s is below the single-stream rate {self.single_stream_tps}",
-                    "batching cannot lower throughput: raise --capacity or lower --single-stream",
-                )
-            if self.capacity_tps > self.max_batch * self.single_stream_tps:
-                raise ConfigError(
-                    "--capacity",
-                    f"{self.capacity_tps} tokens/s exceeds --max-batch x --single-stream "
-                    f"({self.max_batch} x {self.single_stream_tps})",
-                    "lower --capacity or raise --max-batch",
-                )
-            if not 0 < self.memory_fraction <= 1:
-                raise ConfigError("memory_fraction", "must be in (0, 1]", "use e.g. 0.9")
-            if self.kv_capacity_tokens(gpu) < self.max_model_len:
-                raise ConfigError(
-                    "--max-model-len",
-                    f"the KV cache holds {self.kv_capacity_tokens(gpu)} tokens, fewer than one "
-                    f"{self.max_model_len}-token sequence",
-                    "lower --max-model-len or the model size",
-                )
-
-    # -- rates -----------------------------------------------------------------------------
-
-    @property
-    def _step_base_s(self) -> float:
-        return 1.0 / self.single_stream_tps
-
-    @property
-    def _step_per_seq_s(self) -> float:
-        if self.max_batch == 1:
-            return 0.0
-        return (self.max_batch / self.capacity_tps - self._step_base_s) / (self.max_batch - 1)
-
-    def seq_rate(self, running: int) -> float:
-        """Decode-equivalent tokens/s each of `running` sequences makes."""
-        if running <= 0:
-            return 0.0
-        if self.kind is ProfileKind.CLASSIC:
-            return self.capacity_tps / self.max_batch
-        return 1.0 / (self._step_base_s + self._step_per_seq_s * (running - 1))
-
-    def throughput(self, running: int) -> float:
-        """Decode-equivalent tokens/s of the whole GPU with `running` sequences."""
-        return running * self.seq_rate(running)
-
-    def duty(self, running: int) -> float:
-        """The GPU's instantaneous duty cycle (what DCGM_FI_DEV_GPU_UTIL averages), 0..1."""
-        if running <= 0:
-            return 0.0
-        if self.kind is ProfileKind.CLASSIC:
-            return min(1.0, running / self.max_batch)
-        return self.busy_duty
-
-    def activity(self, running: int) -> float:
-        """Share of the GPU's peak work rate in use, 0..1 (drives power with the duty cycle)."""
-        return min(1.0, self.throughput(running) / self.capacity_tps)
-
-    def kv_capacity_tokens(self, gpu: GpuSpec = TESLA_T4) -> int:
-        """Tokens the KV cache holds (llm); effectively unbounded for classic."""
-        if self.kind is ProfileKind.CLASSIC:
-            return 2**62
-        pool = gpu.fb_total_mib * self.memory_fraction - self.weights_mib - self.context_mib
-        return max(0, int(pool / self.kv_mib_per_token))
-
-    def work(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return completion_tokens + prompt_tokens / self.prefill_speedup
-
-    def static_mib(self) -> int:
-        return self.weights_mib + self.context_mib
-
-    def with_overrides(
-        self,
-        capacity_tps: float | None = None,
-        max_batch: int | None = None,
-        single_stream_tps: float | None = None,
-        max_model_len: int | None = None,
-        memory_fraction: float | None = None,
-    ) -> Profile:
-        profile = self
-        if memory_fraction is not None:
-            profile = replace(profile, memory_fraction=memory_fraction)
-        if capacity_tps is not None:
-            profile = replace(profile, capacity_tps=capacity_tps)
-        if max_batch is not None:
-            profile = replace(profile, max_batch=max_batch)
-        if single_stream_tps is not None:
-            profile = replace(profile, single_stream_tps=single_stream_tps)
-        if max_model_len is not None:
-            profile = replace(profile, max_model_len=max_model_len)
-        return profile
-
-
-#: A classic (non-LLM) model served one request at a time: utilization follows load.
-CLASSIC_DEFAULT = Profile(
-    kind=ProfileKind.CLASSIC,
-    capacity_tps=400.0,
-    max_batch=1,
-    single_stream_tps=400.0,
-    prefill_speedup=20.0,
-    busy_duty=1.0,
-    weights_mib=1500,
-    context_mib=300,
-    activation_mib=512,
-    kv_mib_per_token=0.0,
-    memory_fraction=1.0,
-    max_model_len=4096,
-)
-
-#: The chart's default preset: Qwen/Qwen2.5-1.5B-Instruct in fp16 on vLLM with continuous batching.
-#: Weights 1.54e9 params x 2 bytes = 2950 MiB; KV cache 28 layers x 2 (K, V) x 2 KV heads x 128 dims
-#: x 2 bytes = 28 KiB per token; gpu_memory_utilization 0.9 as in the chart. Speeds are assumptions.
-LLM_DEFAULT = Profile(
-    kind=ProfileKind.LLM,
-    capacity_tps=600.0,
-    max_batch=32,
-    single_stream_tps=40.0,
-    prefill_speedup=20.0,
-    busy_duty=1.0,
-    weights_mib=2950,
-    context_mib=400,
-    activation_mib=0,
-    kv_mib_per_token=0.02734375,
-    memory_fraction=0.9,
-    max_model_len=4096,
-)
-
-DEFAULT_PROFILES: dict[ProfileKind, Profile] = {
-    ProfileKind.CLASSIC: CLASSIC_DEFAULT,
-    ProfileKind.LLM: LLM_DEFAULT,
-}
-
-
-# --------------------------------------------------------------------------------------------
 # Engine: queue + batch of one replica
 # --------------------------------------------------------------------------------------------
 
@@ -322,6 +97,10 @@ class Finished:
     started: float
     first_token_at: float
     finished: float
+    #: When each output token was produced (the stream a client would see), in order.
+    token_times: tuple[float, ...] = ()
+    #: How often the request was preempted (its KV freed and recomputed).
+    preemptions: int = 0
 
     @property
     def queue_s(self) -> float:
@@ -335,10 +114,23 @@ class Finished:
     def e2e_s(self) -> float:
         return self.finished - self.arrival
 
+    @property
+    def inter_token_s(self) -> list[float]:
+        """Gaps between consecutive output tokens (vLLM's inter-token latency samples)."""
+        t = self.token_times
+        return [b - a for a, b in itertools.pairwise(t)]
+
+    @property
+    def tpot_s(self) -> float:
+        """Mean time per output token after the first (0 for a single token)."""
+        if len(self.token_times) < 2:
+            return 0.0
+        return (self.token_times[-1] - self.token_times[0]) / (len(self.token_times) - 1)
+
 
 @dataclass(frozen=True)
 class Window:
-    """Integrals of one engine over [start, end), handed out by `Engine.take_window`."""
+    """Integrals of one engine over [start, end), handed out by `take_window`."""
 
     start: float
     end: float
@@ -353,6 +145,66 @@ class Window:
         return self.end - self.start
 
 
+class SimEngine(Protocol):
+    """What the HTTP layer and the collector need from an engine (classic or llm)."""
+
+    profile: Profile
+    kv_capacity: int
+
+    @property
+    def now(self) -> float: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def kv_usage(self) -> float: ...
+    @property
+    def num_preemptions(self) -> int: ...
+    @property
+    def prompt_tokens_total(self) -> int: ...
+    @property
+    def generation_tokens_total(self) -> int: ...
+    def dynamic_mib(self) -> float: ...
+    def next_event_time(self) -> float | None: ...
+    def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None: ...
+    def abort(self, rid: str, now: float) -> bool: ...
+    def pop_finished(self) -> list[Finished]: ...
+    def take_window(self, now: float) -> Window: ...
+    def advance(self, now: float) -> None: ...
+    def token_times(self, rid: str) -> list[float]: ...
+    def duty_over(self, start: float, end: float) -> float: ...
+
+
+class DutyHistory:
+    """Recent (start, end, duty) segments, to answer "what share of [a, b] was the GPU busy"."""
+
+    def __init__(self) -> None:
+        self._segs: deque[tuple[float, float, float]] = deque()
+
+    def add(self, start: float, end: float, duty: float) -> None:
+        if end <= start or duty <= 0:
+            return
+        last = self._segs[-1] if self._segs else None
+        if last is not None and last[2] == duty and abs(last[1] - start) <= 1e-12:
+            self._segs[-1] = (last[0], end, duty)
+        else:
+            self._segs.append((start, end, duty))
+        while self._segs and self._segs[0][1] < end - DUTY_HISTORY_S:
+            self._segs.popleft()
+
+    def share(self, start: float, end: float) -> float:
+        """Busy share of [start, end] (time outside every segment counts as idle)."""
+        if end <= start:
+            return 0.0
+        busy = 0.0
+        for s, e, d in self._segs:
+            lo, hi = max(s, start), min(e, end)
+            if hi > lo:
+                busy += (hi - lo) * d
+        return min(1.0, busy / (end - start))
+
+
 @dataclass
 class _Seq:
     rid: str
@@ -365,10 +217,15 @@ class _Seq:
     done: float = 0.0
     started: float = 0.0
     first_token_at: float | None = None
+    token_times: list[float] = field(default_factory=list)
 
 
 class Engine:
-    """FIFO queue plus a batch of running sequences, advanced in exact piecewise-linear steps."""
+    """The classic profile: FIFO queue plus parallel slots, advanced in exact piecewise-linear steps.
+
+    Output token ``k`` (1-based) of a sequence is produced when its work reaches
+    ``prompt / prefill_speedup + k``, so streamed tokens arrive evenly while its rate is constant.
+    """
 
     def __init__(self, profile: Profile, now: float, gpu: GpuSpec = TESLA_T4) -> None:
         profile.validate(gpu)
@@ -377,11 +234,14 @@ class Engine:
         self._t = now
         self._waiting: deque[_Seq] = deque()
         self._running: list[_Seq] = []
+        self._by_id: dict[str, _Seq] = {}
         self._kv_used = 0
         self._finished: list[Finished] = []
-        self._ids: set[str] = set()
         self._win_start = now
         self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
+        self._history = DutyHistory()
+        self._prompt_total = 0
+        self._gen_total = 0
 
     # -- observers -------------------------------------------------------------------------
 
@@ -403,15 +263,23 @@ class Engine:
 
     @property
     def kv_usage(self) -> float:
-        """Share of the KV cache in use, 0..1 (vLLM's kv_cache_usage_perc); 0 for classic."""
-        if self.profile.kind is ProfileKind.CLASSIC:
-            return 0.0
-        return self._kv_used / self.kv_capacity if self.kv_capacity else 0.0
+        """0: the classic profile has no KV cache."""
+        return 0.0
+
+    @property
+    def num_preemptions(self) -> int:
+        return 0
+
+    @property
+    def prompt_tokens_total(self) -> int:
+        return self._prompt_total
+
+    @property
+    def generation_tokens_total(self) -> int:
+        return self._gen_total
 
     def dynamic_mib(self) -> float:
-        if self.profile.kind is ProfileKind.CLASSIC:
-            return float(self.running * self.profile.activation_mib)
-        return self._kv_used * self.profile.kv_mib_per_token
+        return float(self.running * self.profile.activation_mib)
 
     def next_event_time(self) -> float | None:
         """When the next running sequence completes (None when nothing runs)."""
@@ -420,17 +288,23 @@ class Engine:
         rate = self.profile.seq_rate(len(self._running))
         return self._t + min(s.work - s.done for s in self._running) / rate
 
+    def token_times(self, rid: str) -> list[float]:
+        """Output token times of a waiting or running request so far (empty when unknown)."""
+        seq = self._by_id.get(rid)
+        return list(seq.token_times) if seq is not None else []
+
+    def duty_over(self, start: float, end: float) -> float:
+        """Share of [start, end] the GPU was busy (advance to `end` first)."""
+        return self._history.share(start, end)
+
     # -- commands --------------------------------------------------------------------------
 
     def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None:
         """Queue a request at `now`. Raises ValueError when it can never run."""
-        if rid in self._ids:
+        if rid in self._by_id:
             raise ValueError(f"duplicate request id {rid}")
         if prompt_tokens < 0 or completion_tokens < 1:
             raise ValueError("need prompt_tokens >= 0 and completion_tokens >= 1")
-        kv = prompt_tokens + completion_tokens if self.profile.kind is ProfileKind.LLM else 0
-        if kv > self.kv_capacity:
-            raise ValueError(f"request needs {kv} KV tokens, the cache holds {self.kv_capacity}")
         self.advance(now)
         prefill = prompt_tokens / self.profile.prefill_speedup
         seq = _Seq(
@@ -440,28 +314,24 @@ class Engine:
             arrival=now,
             work=self.profile.work(prompt_tokens, completion_tokens),
             first_token_work=prefill + 1.0,
-            kv_tokens=kv,
+            kv_tokens=0,
         )
-        self._ids.add(rid)
+        self._by_id[rid] = seq
         self._waiting.append(seq)
         self._admit()
 
     def abort(self, rid: str, now: float) -> bool:
         """Drop a waiting or running request (the client went away). True if it was found."""
         self.advance(now)
-        for seq in self._waiting:
-            if seq.rid == rid:
-                self._waiting.remove(seq)
-                self._ids.discard(rid)
-                return True
-        for seq in self._running:
-            if seq.rid == rid:
-                self._running.remove(seq)
-                self._kv_used -= seq.kv_tokens
-                self._ids.discard(rid)
-                self._admit()
-                return True
-        return False
+        seq = self._by_id.pop(rid, None)
+        if seq is None:
+            return False
+        if seq in self._waiting:
+            self._waiting.remove(seq)
+        else:
+            self._running.remove(seq)
+            self._admit()
+        return True
 
     def pop_finished(self) -> list[Finished]:
         done, self._finished = self._finished, []
@@ -506,8 +376,7 @@ class Engine:
             for seq in self._running:
                 before = seq.done
                 seq.done = min(seq.work, seq.done + rate * dt)
-                if seq.first_token_at is None and seq.done >= seq.first_token_work * (1 - _EPS):
-                    seq.first_token_at = self._t + max(0.0, seq.first_token_work - before) / rate
+                self._emit_tokens(seq, before, rate)
             self._t = stop
             if next_done > now:
                 return
@@ -522,11 +391,28 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _emit_tokens(self, seq: _Seq, before: float, rate: float) -> None:
+        """Record the output tokens whose work threshold lies in (before, seq.done]."""
+        prefill = seq.first_token_work - 1.0
+        have = len(seq.token_times)
+        tol = _EPS * max(1.0, seq.work)
+        while have < seq.completion_tokens and prefill + have + 1 <= seq.done + tol:
+            threshold = prefill + have + 1
+            at = self._t + max(0.0, threshold - before) / rate
+            seq.token_times.append(at)
+            if have == 0:
+                seq.first_token_at = at
+                self._prompt_total += seq.prompt_tokens
+            self._gen_total += 1
+            have += 1
+
     def _integrate(self, dt: float) -> None:
         if dt <= 0:
             return
         b = len(self._running)
-        self._busy += dt * self.profile.duty(b)
+        duty = self.profile.duty(b)
+        self._history.add(self._t, self._t + dt, duty)
+        self._busy += dt * duty
         self._activity += dt * self.profile.activity(b)
         self._mem += dt * self.dynamic_mib()
         self._run_int += dt * b
@@ -534,17 +420,15 @@ class Engine:
 
     def _admit(self) -> None:
         while self._waiting and len(self._running) < self.profile.max_batch:
-            head = self._waiting[0]
-            if self._kv_used + head.kv_tokens > self.kv_capacity:
-                return  # strict FIFO: the head waits for KV cache, so does everyone behind it
-            self._waiting.popleft()
+            head = self._waiting.popleft()
             head.started = self._t
-            self._kv_used += head.kv_tokens
             self._running.append(head)
 
     def _complete(self, seq: _Seq) -> None:
-        self._kv_used -= seq.kv_tokens
-        self._ids.discard(seq.rid)
+        while len(seq.token_times) < seq.completion_tokens:  # float slack at the very end
+            seq.token_times.append(self._t)
+            self._gen_total += 1
+        self._by_id.pop(seq.rid, None)
         self._finished.append(
             Finished(
                 rid=seq.rid,
@@ -554,8 +438,18 @@ class Engine:
                 started=seq.started,
                 first_token_at=seq.first_token_at if seq.first_token_at is not None else self._t,
                 finished=self._t,
+                token_times=tuple(seq.token_times),
             )
         )
+
+
+def make_engine(profile: Profile, now: float, gpu: GpuSpec = TESLA_T4) -> SimEngine:
+    """The engine of a profile: `Engine` for classic, `BatchEngine` for llm."""
+    if profile.kind is ProfileKind.LLM:
+        from gpu_inference.gpusim.batching import BatchEngine
+
+        return BatchEngine(profile, now, gpu)
+    return Engine(profile, now, gpu)
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,15 +487,24 @@ class GpuDevice:
     temp_c: float = field(default=math.nan)
     energy_mj: float = 0.0
     sample: GpuSample | None = None
+    _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if math.isnan(self.temp_c):
             self.temp_c = self.spec.temp_idle_c
+        self._rng = random.Random(f"{self.spec.noise_seed}/{self.node}/{self.index}")  # noqa: S311
         if self.sample is None:
             self.sample = self._make_sample(0.0, 0.0, 0.0)
 
-    def collect(self, now: float, window: Window | None, static_mib: int) -> GpuSample:
-        """Close the interval (last_collect, now] with the engine's `window` (None = idle)."""
+    def collect(
+        self, now: float, window: Window | None, static_mib: int, sampled_util: float | None = None
+    ) -> GpuSample:
+        """Close the interval (last_collect, now] with the engine's `window` (None = idle).
+
+        `sampled_util` is the duty cycle over NVML's last sample period before `now` (what
+        DCGM_FI_DEV_GPU_UTIL reports); without it the window's average duty is used. Power,
+        temperature, memory and energy always use the whole window.
+        """
         dt = now - self.last_collect
         if dt <= 0:
             assert self.sample is not None
@@ -614,11 +517,14 @@ class GpuDevice:
             activity = min(1.0, window.activity_s / span)
             mem = window.dynamic_mib_s / span
         load = 0.5 * util + 0.5 * activity
+        reported = util if sampled_util is None else sampled_util
+        if self.spec.util_noise_pct > 0 and reported > 0:
+            reported += self._rng.gauss(0.0, self.spec.util_noise_pct / 100.0)
         target = self.spec.temp_idle_c + (self.spec.temp_full_load_c - self.spec.temp_idle_c) * load
         self.temp_c = target + (self.temp_c - target) * math.exp(-dt / self.spec.thermal_tau_s)
         self.energy_mj += self._power(load) * dt * 1000.0
         self.last_collect = now
-        self.sample = self._make_sample(util, load, static_mib + mem)
+        self.sample = self._make_sample(reported, load, static_mib + mem)
         return self.sample
 
     def _power(self, load: float) -> float:
@@ -626,7 +532,7 @@ class GpuDevice:
 
     def _make_sample(self, util: float, load: float, used_mib: float) -> GpuSample:
         used = min(self.spec.fb_total_mib, round(used_mib))
-        busy = util > 0
+        busy = util > 0 or load > 0
         return GpuSample(
             util_pct=max(0, min(100, round(util * 100))),
             fb_used_mib=used,

@@ -5,17 +5,24 @@ Pure functions, no I/O. The simulator has no tokenizer and no model, so:
 * prompt tokens are counted deterministically from the text: ceil(UTF-8 bytes / 4) per text
   (about four bytes per token for English BPE vocabularies); token-id prompts count their ids;
   a chat request adds 4 tokens per message and 3 for the reply, as chat templates do;
-* every sequence generates exactly its token budget (there is no end-of-sequence), so
-  finish_reason is always "length". The budget is max_tokens; /v1/completions defaults to 16
-  like vLLM; chat defaults to DEFAULT_CHAT_MAX_TOKENS (vLLM would run to end-of-sequence);
-* the generated text is made of deterministic filler words, one word per token.
+* parsing gives each sequence its token budget: max_tokens (or max_completion_tokens for
+  chat); /v1/completions defaults to 16 like vLLM; chat defaults to what the caller passes
+  (classic: DEFAULT_CHAT_MAX_TOKENS; llm: what the context leaves, as vLLM does). How many of
+  those tokens a reply really has is decided by `with_lengths` (see gpusim/lengths.py);
+* the generated text is made of deterministic filler words, one word per token;
+* ``stream: true`` is answered with server-sent events like vLLM's: one ``data: {json}`` chunk
+  per token (object ``text_completion`` / ``chat.completion.chunk``), the finish_reason on each
+  choice's last chunk, a usage chunk when ``stream_options.include_usage`` is true, then
+  ``data: [DONE]``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 #: Completion budget for /v1/completions when max_tokens is absent (vLLM's default).
@@ -77,6 +84,7 @@ class Sequence:
     prompt_tokens: int
     completion_tokens: int
     seed: str
+    finish_reason: str = "length"
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,11 @@ class InferenceRequest:
     model: str
     prompt_tokens: tuple[int, ...]  # one entry per prompt
     sequences: tuple[Sequence, ...]
+    stream: bool = False
+    include_usage: bool = False
+    ignore_eos: bool = False
+    #: the request's integer `seed` (reply lengths drawn from it are reproducible)
+    seed: int | None = None
 
     @property
     def total_prompt_tokens(self) -> int:
@@ -114,12 +127,12 @@ def _int_param(body: dict[str, Any], name: str, default: int | None, minimum: in
 def _common(body: Any, served_model: str) -> tuple[dict[str, Any], str, int]:
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
-    if body.get("stream"):
-        raise ApiError(
-            400,
-            "stream=true is not supported by the GPU simulator; send stream=false (whole responses)",
-            param="stream",
-        )
+    for flag in ("stream", "ignore_eos"):
+        if flag in body and body[flag] is not None and not isinstance(body[flag], bool):
+            raise ApiError(400, f"{flag} must be a boolean", param=flag)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(400, "stream_options must be an object", param="stream_options")
     model = body.get("model", served_model)
     if model is None:
         model = served_model
@@ -218,32 +231,88 @@ def _sequences(
     return tuple(seqs)
 
 
-def parse_completion(body: Any, served_model: str, max_model_len: int) -> InferenceRequest:
+def _flags(body: dict[str, Any]) -> dict[str, Any]:
+    options = body.get("stream_options") or {}
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ApiError(400, f"seed must be an integer, got {seed!r}", param="seed")
+    return {
+        "stream": bool(body.get("stream")),
+        "include_usage": bool(options.get("include_usage")),
+        "ignore_eos": bool(body.get("ignore_eos")),
+        "seed": seed,
+    }
+
+
+def parse_completion(
+    body: Any,
+    served_model: str,
+    max_model_len: int,
+    default_max_tokens: int = DEFAULT_COMPLETION_MAX_TOKENS,
+) -> InferenceRequest:
     """Validate a POST /v1/completions body."""
     body, model, n = _common(body, served_model)
     if "prompt" not in body:
         raise ApiError(400, "prompt is required", param="prompt")
     prompts = _completion_prompts(body["prompt"])
-    max_tokens = _int_param(body, "max_tokens", DEFAULT_COMPLETION_MAX_TOKENS, 1)
-    seqs = _sequences(prompts, n, max_tokens, DEFAULT_COMPLETION_MAX_TOKENS, max_model_len)
-    return InferenceRequest("completion", model, tuple(p for p, _ in prompts), seqs)
+    max_tokens = _int_param(body, "max_tokens", default_max_tokens, 1)
+    seqs = _sequences(prompts, n, max_tokens, default_max_tokens, max_model_len)
+    return InferenceRequest("completion", model, tuple(p for p, _ in prompts), seqs, **_flags(body))
 
 
-def parse_chat(body: Any, served_model: str, max_model_len: int) -> InferenceRequest:
-    """Validate a POST /v1/chat/completions body."""
+def parse_chat(
+    body: Any,
+    served_model: str,
+    max_model_len: int,
+    default_max_tokens: int = DEFAULT_CHAT_MAX_TOKENS,
+) -> InferenceRequest:
+    """Validate a POST /v1/chat/completions body (budget: max_completion_tokens, max_tokens,
+    else `default_max_tokens` capped by what the context leaves)."""
     body, model, n = _common(body, served_model)
     prompt = _chat_prompt(body.get("messages"))
     max_tokens = _int_param(body, "max_completion_tokens", None, 1)
     if max_tokens is None:
         max_tokens = _int_param(body, "max_tokens", None, 1)
-    seqs = _sequences([prompt], n, max_tokens, DEFAULT_CHAT_MAX_TOKENS, max_model_len)
-    return InferenceRequest("chat", model, (prompt[0],), seqs)
+    seqs = _sequences([prompt], n, max_tokens, default_max_tokens, max_model_len)
+    return InferenceRequest("chat", model, (prompt[0],), seqs, **_flags(body))
+
+
+def with_lengths(
+    req: InferenceRequest, length: Callable[[int, bool, int | None, int], tuple[int, str]]
+) -> InferenceRequest:
+    """The request with each sequence's real length and finish_reason.
+
+    `length(budget, ignore_eos, request_seed, choice_index)` is `OutputLengths.length`.
+    """
+    seqs = []
+    for s in req.sequences:
+        tokens, reason = length(s.completion_tokens, req.ignore_eos, req.seed, s.choice_index)
+        seqs.append(replace(s, completion_tokens=tokens, finish_reason=reason))
+    return replace(req, sequences=tuple(seqs))
+
+
+def _start(seed: str) -> int:
+    return int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big")
 
 
 def generate_text(seed: str, tokens: int) -> str:
     """Deterministic filler text of exactly `tokens` words for a given seed."""
-    start = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big")
+    start = _start(seed)
     return " ".join(_FILLER[(start + i) % len(_FILLER)] for i in range(tokens))
+
+
+def token_pieces(seed: str, first: int, last: int, leading_space: bool) -> str:
+    """Text of tokens [first, last) of `generate_text(seed, ...)` as streamed deltas joined.
+
+    Token 0 has a leading space only when `leading_space` (completions); every later token
+    has one, so the pieces of all tokens concatenate to the whole text.
+    """
+    start = _start(seed)
+    parts = []
+    for i in range(first, last):
+        word = _FILLER[(start + i) % len(_FILLER)]
+        parts.append(word if i == 0 and not leading_space else " " + word)
+    return "".join(parts)
 
 
 def _usage(req: InferenceRequest) -> dict[str, Any]:
@@ -269,7 +338,7 @@ def completion_response(req: InferenceRequest, request_id: str, created: int) ->
                 "index": s.choice_index,
                 "text": " " + generate_text(s.seed, s.completion_tokens),
                 "logprobs": None,
-                "finish_reason": "length",
+                "finish_reason": s.finish_reason,
                 "stop_reason": None,
                 "prompt_logprobs": None,
             }
@@ -295,7 +364,7 @@ def chat_response(req: InferenceRequest, request_id: str, created: int) -> dict[
                     "tool_calls": [],
                 },
                 "logprobs": None,
-                "finish_reason": "length",
+                "finish_reason": s.finish_reason,
                 "stop_reason": None,
             }
             for s in req.sequences
@@ -322,3 +391,113 @@ def models_response(model: str, created: int, max_model_len: int) -> dict[str, A
             }
         ],
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming (server-sent events)
+# --------------------------------------------------------------------------------------------
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    """One server-sent event carrying a JSON payload."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+def stream_chunk(
+    req: InferenceRequest,
+    request_id: str,
+    created: int,
+    *,
+    seq: Sequence,
+    first: int,
+    last: int,
+    finished: bool,
+) -> dict[str, Any]:
+    """The chunk carrying tokens [first, last) of one sequence; finish_reason on its last one."""
+    reason = seq.finish_reason if finished else None
+    if req.kind == "completion":
+        return {
+            "id": f"cmpl-{request_id}",
+            "object": "text_completion",
+            "created": created,
+            "model": req.model,
+            "choices": [
+                {
+                    "index": seq.choice_index,
+                    "text": token_pieces(seq.seed, first, last, leading_space=True),
+                    "logprobs": None,
+                    "finish_reason": reason,
+                    "stop_reason": None,
+                }
+            ],
+        }
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": req.model,
+        "choices": [
+            {
+                "index": seq.choice_index,
+                "delta": {"content": token_pieces(seq.seed, first, last, leading_space=False)},
+                "logprobs": None,
+                "finish_reason": reason,
+                "stop_reason": None,
+            }
+        ],
+    }
+
+
+def chat_role_chunk(req: InferenceRequest, request_id: str, created: int, seq: Sequence) -> dict[str, Any]:
+    """The first chunk of a streamed chat choice: the assistant role, no content yet."""
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": req.model,
+        "choices": [
+            {
+                "index": seq.choice_index,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        ],
+    }
+
+
+def usage_chunk(req: InferenceRequest, request_id: str, created: int) -> dict[str, Any]:
+    """The final chunk of a stream with stream_options.include_usage: no choices, the usage."""
+    prefix, obj = (
+        ("cmpl", "text_completion") if req.kind == "completion" else ("chatcmpl", "chat.completion.chunk")
+    )
+    return {
+        "id": f"{prefix}-{request_id}",
+        "object": obj,
+        "created": created,
+        "model": req.model,
+        "choices": [],
+        "usage": _usage(req),
+    }
+
+
+def parse_sse(body: bytes) -> tuple[list[dict[str, Any]], bool]:
+    """Split an event stream into its JSON payloads and whether it ended with [DONE]."""
+    payloads: list[dict[str, Any]] = []
+    done = False
+    for raw in body.decode("utf-8").split("\n\n"):
+        event = raw.strip()
+        if not event:
+            continue
+        if not event.startswith("data: "):
+            raise ValueError(f"not a data event: {event[:40]!r}")
+        data = event[len("data: ") :]
+        if data == "[DONE]":
+            done = True
+            continue
+        if done:
+            raise ValueError("data after [DONE]")
+        payloads.append(json.loads(data))
+    return payloads, done

@@ -63,6 +63,7 @@ class PodInfo:
     max_model_len: int | None
     max_num_seqs: int | None = None
     gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int | None = None
 
     @property
     def key(self) -> str:
@@ -145,7 +146,7 @@ def pod_info(kind: PodKind, pod: Any) -> PodInfo:
         chosen = (named or with_ports or containers)[0]
     port = None
     model = None
-    max_len = max_seqs = None
+    max_len = max_seqs = max_tokens = None
     mem_util: float | None = None
     if chosen is not None:
         port = _container_port(chosen, "http" if kind is PodKind.INFERENCE else "metrics")
@@ -159,6 +160,9 @@ def pod_info(kind: PodKind, pod: Any) -> PodInfo:
         raw_seqs = _arg_value(tokens, "--max-num-seqs")
         if raw_seqs and raw_seqs.isdigit():
             max_seqs = int(raw_seqs)
+        raw_tokens = _arg_value(tokens, "--max-num-batched-tokens")
+        if raw_tokens and raw_tokens.isdigit():
+            max_tokens = int(raw_tokens)
         raw_mem = _arg_value(tokens, "--gpu-memory-utilization")
         try:
             mem_util = float(raw_mem) if raw_mem else None
@@ -185,6 +189,7 @@ def pod_info(kind: PodKind, pod: Any) -> PodInfo:
         max_model_len=max_len,
         max_num_seqs=max_seqs,
         gpu_memory_utilization=mem_util,
+        max_num_batched_tokens=max_tokens,
     )
 
 

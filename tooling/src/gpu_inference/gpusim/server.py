@@ -1,47 +1,57 @@
 """The simulator's HTTP servers (aiohttp): per-replica vLLM API, per-node DCGM exporter, front door.
 
 * `make_replica_app`: what one inference pod serves on <podIP>:8000: GET /health, GET /v1/models,
-  POST /v1/completions, POST /v1/chat/completions, GET /metrics (vLLM's server metrics).
-  Requests are really delayed by the modelled time (`EngineRunner`), so a load test measures
-  the model's latency, queueing included.
+  POST /v1/completions, POST /v1/chat/completions (whole responses, or server-sent events with
+  ``stream: true``), GET /metrics (vLLM's server metrics), GET /gpusim/profile.
+  Requests are really delayed by the modelled time (`EngineRunner`): streamed tokens leave when
+  the model produces them, so a client measures time to first token and inter-token latency.
 * `make_exporter_app`: what one DCGM exporter pod serves on <podIP>:9400: GET /metrics.
 * `FrontDoor`: the Service. Proxies every request to one Ready replica (round-robin or
-  least-outstanding), 503 when none is Ready; GET /sim/status and /sim/metrics describe the
-  simulation.
+  least-outstanding), streaming bodies through, 503 when none is Ready; GET /sim/status,
+  /sim/metrics and /gpusim/profile describe the simulation.
 
-Every response carries the header ``X-GPU-Simulated: true``.
+Every response carries the headers ``X-GPU-Simulated: true`` and ``X-GPU-Simulator: <profile>``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from gpu_inference.gpusim import openai_api
-from gpu_inference.gpusim.dcgm import SIMULATED_HELP, SIMULATED_METRIC, simulated_marker
-from gpu_inference.gpusim.model import Engine, Finished, Window
+from gpu_inference.gpusim.dcgm import simulated_marker
+from gpu_inference.gpusim.lengths import OutputLengths
+from gpu_inference.gpusim.model import Finished, SimEngine, Window
+from gpu_inference.gpusim.params import Profile, ProfileKind, profile_document
+from gpu_inference.gpusim.vllm_metrics import (
+    ITL_BUCKETS,
+    REQUEST_LATENCY_BUCKETS,
+    TTFT_BUCKETS,
+    VllmMetrics,
+)
 
 log = logging.getLogger(__name__)
 
 SIMULATED_HEADER = "X-GPU-Simulated"
+PROFILE_HEADER = "X-GPU-Simulator"
+PROFILE_PATH = "/gpusim/profile"
 PROM_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-E2E_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
-               60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-                10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
+#: kept for callers of the previous module layout
+E2E_BUCKETS = REQUEST_LATENCY_BUCKETS
+__all__ = ["E2E_BUCKETS", "ITL_BUCKETS", "TTFT_BUCKETS"]
+#: While a client streams, the runner looks for new tokens at least this often (seconds).
+STREAM_TICK_S = 0.01
 
 
 class ReplicaGoneError(Exception):
@@ -54,31 +64,40 @@ class ReplicaGoneError(Exception):
 
 
 class EngineRunner:
-    """Drives an `Engine` on the event loop's clock: each request's future resolves when the
-    model says it finishes (a timer per next completion, no polling)."""
+    """Drives an engine on the event loop's clock: each request's future resolves when the
+    model says it finishes (a timer per next engine event, no polling), and streaming callers
+    are told about each new token when the model produces it."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], float]) -> None:
+    def __init__(self, engine: SimEngine, clock: Callable[[], float]) -> None:
         self.engine = engine
         self._clock = clock
         self._futures: dict[str, asyncio.Future[Finished]] = {}
+        self._watchers: dict[str, tuple[Callable[[int], None], list[int]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._closed = False
 
     @property
     def in_flight(self) -> int:
         return len(self._futures)
 
-    async def run(self, prompt_tokens: int, completion_tokens: int) -> Finished:
+    async def run(
+        self, prompt_tokens: int, completion_tokens: int, on_tokens: Callable[[int], None] | None = None
+    ) -> Finished:
+        """Submit one sequence and wait for it; `on_tokens(n)` is called as its count grows."""
         if self._closed:
             raise ReplicaGoneError("replica stopped")
         rid = uuid.uuid4().hex
         fut: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
         self.engine.submit(rid, prompt_tokens, completion_tokens, self._clock())
         self._futures[rid] = fut
+        if on_tokens is not None:
+            self._watchers[rid] = (on_tokens, [0])
         self._settle()
         try:
             return await fut
         except asyncio.CancelledError:
+            self._watchers.pop(rid, None)
             if self._futures.pop(rid, None) is not None and not self._closed:
                 self.engine.abort(rid, self._clock())
                 self._settle()
@@ -104,47 +123,46 @@ class EngineRunner:
             if not fut.done():
                 fut.set_exception(ReplicaGoneError("replica stopped"))
         self._futures.clear()
+        self._watchers.clear()
 
     def _settle(self) -> None:
-        for done in self.engine.pop_finished():
+        finished = self.engine.pop_finished()
+        for rid, (callback, seen) in list(self._watchers.items()):
+            n = len(self.engine.token_times(rid))
+            if n > seen[0]:
+                seen[0] = n
+                callback(n)
+        for done in finished:
+            self._watchers.pop(done.rid, None)
             fut = self._futures.pop(done.rid, None)
             if fut is not None and not fut.done():
                 fut.set_result(done)
+        if self._closed:
+            return
+        when = self.engine.next_event_time()
+        if self._watchers:
+            tick = self._clock() + STREAM_TICK_S
+            when = tick if when is None else min(when, tick)
+        if when == self._timer_at and self._timer is not None:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        when = self.engine.next_event_time()
-        if when is not None and not self._closed:
-            loop = asyncio.get_running_loop()
+            self._timer_at = None
+        if when is not None:
             # the engine clock and loop.time() are the same clock (see Simulator)
-            self._timer = loop.call_at(when, self._on_timer)
+            self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+            self._timer_at = when
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._timer_at = None
         self.sync()
 
 
 # --------------------------------------------------------------------------------------------
 # One inference replica
 # --------------------------------------------------------------------------------------------
-
-
-class _EngineGauges(Collector):
-    def __init__(self, replica: Replica) -> None:
-        self._replica = replica
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        r = self._replica
-        r.runner.sync()
-        eng = r.runner.engine
-        for name, doc, value in (
-            ("vllm:num_requests_running", "Number of requests in model execution batches.", eng.running),
-            ("vllm:num_requests_waiting", "Number of requests waiting to be processed.", eng.waiting),
-            ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", eng.kv_usage),
-        ):
-            g = GaugeMetricFamily(name, doc, labels=["model_name"])
-            g.add_metric([r.model_name], float(value))
-            yield g
 
 
 @dataclass
@@ -156,79 +174,134 @@ class Replica:
     max_model_len: int
     runner: EngineRunner
     clock: Callable[[], float]
-    registry: CollectorRegistry = field(init=False)
+    profile: Profile | None = None
+    metrics: VllmMetrics = field(init=False)
+    lengths: OutputLengths = field(init=False)
 
     def __post_init__(self) -> None:
-        reg = CollectorRegistry(auto_describe=True)
-        labels = ["model_name"]
-        self._e2e = Histogram(
-            "vllm:e2e_request_latency_seconds",
-            "Histogram of end to end request latency in seconds (measured on the simulator's clock).",
-            labels,
-            buckets=E2E_BUCKETS,
-            registry=reg,
-        ).labels(self.model_name)
-        self._ttft = Histogram(
-            "vllm:time_to_first_token_seconds",
-            "Histogram of time to first token in seconds (modelled: responses are not streamed).",
-            labels,
-            buckets=TTFT_BUCKETS,
-            registry=reg,
-        ).labels(self.model_name)
-        self._queue = Histogram(
-            "vllm:request_queue_time_seconds",
-            "Histogram of time spent in WAITING phase for request.",
-            labels,
-            buckets=E2E_BUCKETS,
-            registry=reg,
-        ).labels(self.model_name)
-        self._prompt = Counter(
-            "vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=reg
-        ).labels(self.model_name)
-        self._generation = Counter(
-            "vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=reg
-        ).labels(self.model_name)
-        self._success = Counter(
-            "vllm:request_success",
-            "Count of successfully processed requests.",
-            ["model_name", "finished_reason"],
-            registry=reg,
-        ).labels(self.model_name, "length")
-        Gauge(SIMULATED_METRIC, SIMULATED_HELP, registry=reg).set(1)
-        reg.register(_EngineGauges(self))
-        self.registry = reg
+        if self.profile is None:
+            self.profile = self.runner.engine.profile
+        self.metrics = VllmMetrics(
+            self.model_name, self.profile, lambda: self.runner.engine, self.runner.sync
+        )
+        self.lengths = OutputLengths(self.profile, self.key)
 
-    def record(self, req: openai_api.InferenceRequest, results: list[Finished], e2e_s: float) -> None:
-        self._e2e.observe(e2e_s)
-        self._ttft.observe(min(f.ttft_s for f in results))
-        self._queue.observe(min(f.queue_s for f in results))
-        self._prompt.inc(req.total_prompt_tokens)
-        self._generation.inc(req.total_completion_tokens)
-        self._success.inc()
+    @property
+    def registry(self) -> Any:
+        return self.metrics.registry
+
+    @property
+    def profile_name(self) -> str:
+        assert self.profile is not None
+        return self.profile.name or str(self.profile.kind)
+
+    def default_max_tokens(self, kind: str) -> int:
+        assert self.profile is not None
+        if kind == "completion":
+            return self.profile.default_completion_max_tokens
+        if self.profile.kind is ProfileKind.LLM:
+            return self.max_model_len  # vLLM: what the context leaves
+        return self.profile.default_chat_max_tokens
 
 
 def _error(exc: openai_api.ApiError) -> web.Response:
     return web.json_response(exc.payload(), status=exc.status)
 
 
-@web.middleware
-async def _simulated_header(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        resp = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers[SIMULATED_HEADER] = "true"
-        raise
+def simulated_headers(profile_name: str) -> Any:
+    """Middleware that stamps X-GPU-Simulated and X-GPU-Simulator on every response."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[SIMULATED_HEADER] = "true"
+            exc.headers[PROFILE_HEADER] = profile_name
+            raise
+        if not resp.prepared:
+            resp.headers[SIMULATED_HEADER] = "true"
+            resp.headers[PROFILE_HEADER] = profile_name
+        return resp
+
+    return middleware
+
+
+def _stamp(resp: web.StreamResponse, profile_name: str) -> None:
     resp.headers[SIMULATED_HEADER] = "true"
-    return resp
+    resp.headers[PROFILE_HEADER] = profile_name
 
 
 MAX_BODY_BYTES = 64 * 1024**2
 
 
+async def _stream(
+    request: web.Request, replica: Replica, req: openai_api.InferenceRequest
+) -> web.StreamResponse:
+    """Answer with server-sent events, one chunk per batch of new tokens, as the model makes them."""
+    rid = uuid.uuid4().hex
+    created = int(time.time())
+    queue: asyncio.Queue[tuple[int, int, Finished | BaseException | None]] = asyncio.Queue()
+
+    async def one(i: int, s: openai_api.Sequence) -> None:
+        try:
+            done = await replica.runner.run(
+                s.prompt_tokens, s.completion_tokens, lambda n: queue.put_nowait((i, n, None))
+            )
+        except BaseException as exc:
+            queue.put_nowait((i, -1, exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        queue.put_nowait((i, done.completion_tokens, done))
+
+    tasks = [asyncio.create_task(one(i, s)) for i, s in enumerate(req.sequences)]
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    _stamp(resp, replica.profile_name)
+    try:
+        await resp.prepare(request)
+        if req.kind == "chat":
+            for s in req.sequences:
+                await resp.write(openai_api.sse(openai_api.chat_role_chunk(req, rid, created, s)))
+        sent = [0] * len(req.sequences)
+        open_seqs = len(req.sequences)
+        while open_seqs:
+            i, n, outcome = await queue.get()
+            seq = req.sequences[i]
+            if isinstance(outcome, BaseException):
+                err = openai_api.ApiError(503, "the replica is shutting down", "ServiceUnavailableError")
+                await resp.write(openai_api.sse(err.payload()))
+                open_seqs = 0
+                break
+            finished = outcome is not None
+            if n > sent[i] or finished:
+                chunk = openai_api.stream_chunk(
+                    req, rid, created, seq=seq, first=sent[i], last=max(n, sent[i]), finished=finished
+                )
+                await resp.write(openai_api.sse(chunk))
+                sent[i] = max(n, sent[i])
+            if isinstance(outcome, Finished):
+                replica.metrics.observe(outcome, seq.finish_reason)
+                open_seqs -= 1
+        if req.include_usage:
+            await resp.write(openai_api.sse(openai_api.usage_chunk(req, rid, created)))
+        await resp.write(openai_api.SSE_DONE)
+        await resp.write_eof()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return resp
+
+
 def make_replica_app(replica: Replica) -> web.Application:
-    app = web.Application(middlewares=[_simulated_header], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[simulated_headers(replica.profile_name)], client_max_size=MAX_BODY_BYTES
+    )
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(status=200)
@@ -239,19 +312,25 @@ def make_replica_app(replica: Replica) -> web.Application:
         )
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(replica.registry), headers={"Content-Type": PROM_CONTENT_TYPE}
-        )
+        return web.Response(body=replica.metrics.render(), headers={"Content-Type": PROM_CONTENT_TYPE})
 
-    async def infer(request: web.Request, kind: str) -> web.Response:
-        started = replica.clock()
+    async def profile(_: web.Request) -> web.Response:
+        assert replica.profile is not None
+        doc = profile_document(replica.profile)
+        doc["replica"] = {"pod": replica.key, "model_name": replica.model_name}
+        return web.json_response(doc)
+
+    async def infer(request: web.Request, kind: str) -> web.StreamResponse:
         try:
             body = await request.json()
         except ValueError:
             return _error(openai_api.ApiError(400, "request body is not valid JSON"))
         try:
             parse = openai_api.parse_completion if kind == "completion" else openai_api.parse_chat
-            req = parse(body, replica.model_name, replica.max_model_len)
+            req = parse(body, replica.model_name, replica.max_model_len, replica.default_max_tokens(kind))
+            req = openai_api.with_lengths(req, replica.lengths.length)
+            if req.stream:
+                return await _stream(request, replica, req)
             try:
                 results = await asyncio.gather(
                     *(replica.runner.run(s.prompt_tokens, s.completion_tokens) for s in req.sequences)
@@ -264,20 +343,22 @@ def make_replica_app(replica: Replica) -> web.Application:
                 ) from exc
         except openai_api.ApiError as exc:
             return _error(exc)
-        replica.record(req, list(results), replica.clock() - started)
+        for seq, done in zip(req.sequences, results, strict=True):
+            replica.metrics.observe(done, seq.finish_reason)
         rid = uuid.uuid4().hex
         build = openai_api.completion_response if kind == "completion" else openai_api.chat_response
         return web.json_response(build(req, rid, int(time.time())))
 
-    async def completions(request: web.Request) -> web.Response:
+    async def completions(request: web.Request) -> web.StreamResponse:
         return await infer(request, "completion")
 
-    async def chat(request: web.Request) -> web.Response:
+    async def chat(request: web.Request) -> web.StreamResponse:
         return await infer(request, "chat")
 
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(PROFILE_PATH, profile)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/chat/completions", chat)
     return app
@@ -288,8 +369,8 @@ def make_replica_app(replica: Replica) -> web.Application:
 # --------------------------------------------------------------------------------------------
 
 
-def make_exporter_app(render: Callable[[], str]) -> web.Application:
-    app = web.Application(middlewares=[_simulated_header])
+def make_exporter_app(render: Callable[[], str], profile_name: str = "") -> web.Application:
+    app = web.Application(middlewares=[simulated_headers(profile_name)])
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text=render(), headers={"Content-Type": PROM_CONTENT_TYPE})
@@ -329,9 +410,17 @@ _HOP_HEADERS = {"content-type", "accept", "authorization", "x-request-id"}
 class FrontDoor:
     """Spreads requests over the Ready replicas, like the Service in front of them."""
 
-    def __init__(self, mode: DispatchMode, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        mode: DispatchMode,
+        status: Callable[[], dict[str, Any]],
+        profile_doc: Callable[[], dict[str, Any]] | None = None,
+        profile_name: str = "",
+    ) -> None:
         self.mode = mode
         self._status = status
+        self._profile_doc = profile_doc
+        self.profile_name = profile_name
         self._endpoints: list[Endpoint] = []
         self._outstanding: dict[str, int] = {}
         self.routed: dict[str, int] = {}
@@ -392,20 +481,27 @@ class FrontDoor:
         return "\n".join(lines) + "\n"
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_simulated_header], client_max_size=MAX_BODY_BYTES)
+        app = web.Application(
+            middlewares=[simulated_headers(self.profile_name)], client_max_size=MAX_BODY_BYTES
+        )
 
         async def status(_: web.Request) -> web.Response:
             return web.json_response(self._status())
+
+        async def profile(_: web.Request) -> web.Response:
+            doc = self._profile_doc() if self._profile_doc else self._status().get("profile", {})
+            return web.json_response(doc)
 
         async def sim_metrics(_: web.Request) -> web.Response:
             return web.Response(text=self.metrics_text(), headers={"Content-Type": PROM_CONTENT_TYPE})
 
         app.router.add_get("/sim/status", status)
         app.router.add_get("/sim/metrics", sim_metrics)
+        app.router.add_get(PROFILE_PATH, profile)
         app.router.add_route("*", "/{tail:.*}", self._proxy)
         return app
 
-    async def _proxy(self, request: web.Request) -> web.Response:
+    async def _proxy(self, request: web.Request) -> web.StreamResponse:
         ep = self.pick()
         if ep is None:
             self.unavailable += 1
@@ -420,17 +516,33 @@ class FrontDoor:
         assert self._session is not None, "FrontDoor.start() was not called"
         self._outstanding[ep.name] = self._outstanding.get(ep.name, 0) + 1
         self.routed[ep.name] = self.routed.get(ep.name, 0) + 1
+        out: web.StreamResponse | None = None
         try:
             body = await request.read()
             headers = {k: v for k, v in request.headers.items() if k.lower() in _HOP_HEADERS}
             async with self._session.request(
                 request.method, ep.url + str(request.rel_url), data=body, headers=headers
             ) as resp:
-                payload = await resp.read()
-                out_headers = {"Content-Type": resp.headers.get("Content-Type", "application/octet-stream")}
-                return web.Response(status=resp.status, body=payload, headers=out_headers)
+                ctype = resp.headers.get("Content-Type", "application/octet-stream")
+                if not ctype.startswith("text/event-stream"):
+                    payload = await resp.read()
+                    return web.Response(status=resp.status, body=payload, headers={"Content-Type": ctype})
+                # a stream: pass each chunk on as it arrives, so clients see the tokens' timing
+                out = web.StreamResponse(
+                    status=resp.status, headers={"Content-Type": ctype, "Cache-Control": "no-cache"}
+                )
+                _stamp(out, self.profile_name)
+                await out.prepare(request)
+                async for chunk in resp.content.iter_any():
+                    await out.write(chunk)
+                await out.write_eof()
+                return out
         except (aiohttp.ClientError, OSError) as exc:
             self.upstream_errors += 1
+            if out is not None:  # the stream had started: all we can do is end it
+                with contextlib.suppress(Exception):
+                    await out.write_eof()
+                return out
             return web.json_response(
                 openai_api.ApiError(502, f"replica {ep.name} failed: {exc}", "BadGatewayError").payload(),
                 status=502,

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from gpu_inference.errors import ConfigError
 from gpu_inference.gpusim.dcgm import GpuReading, PodRef, identity_for, render
-from gpu_inference.gpusim.model import TESLA_T4, Engine, GpuDevice, GpuSpec, Profile, ProfileKind
+from gpu_inference.gpusim.model import TESLA_T4, GpuDevice, GpuSpec, Profile, ProfileKind, make_engine
+from gpu_inference.gpusim.params import profile_document
 from gpu_inference.gpusim.pods import (
     DEFAULT_DCGM_PORT,
     DEFAULT_INFERENCE_PORT,
@@ -107,7 +108,12 @@ class Simulator:
             else None
         )
         self.tracker = PodTracker(self.cfg.address_mode, allocator)
-        self.front_door = FrontDoor(self.cfg.dispatch, self.status)
+        self.front_door = FrontDoor(
+            self.cfg.dispatch,
+            self.status,
+            profile_doc=lambda: profile_document(self.cfg.profile),
+            profile_name=self.profile_name,
+        )
         self._replicas: dict[str, _ReplicaSlot] = {}
         self._exporters: dict[str, _ExporterSlot] = {}
         self._devices: dict[tuple[str, int], GpuDevice] = {}
@@ -118,6 +124,10 @@ class Simulator:
         self._dirty: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_lock: asyncio.Lock | None = None
+
+    @property
+    def profile_name(self) -> str:
+        return self.cfg.profile.name or str(self.cfg.profile.kind)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -304,10 +314,15 @@ class Simulator:
         spec = self._node_specs.get(st.pod.node or "", TESLA_T4)
         profile = self._profile_for(st, spec)
         clock = self._now
-        runner = EngineRunner(Engine(profile, clock(), spec), clock)
+        runner = EngineRunner(make_engine(profile, clock(), spec), clock)
         model = st.pod.model_name or self.cfg.model_name
         replica = Replica(
-            key=st.pod.key, model_name=model, max_model_len=profile.max_model_len, runner=runner, clock=clock
+            key=st.pod.key,
+            model_name=model,
+            max_model_len=profile.max_model_len,
+            runner=runner,
+            clock=clock,
+            profile=profile,
         )
         log.info(
             "inference pod %s on node %s: simulating %s (model %s)",
@@ -319,31 +334,57 @@ class Simulator:
         return _ReplicaSlot(state=st, profile=profile, replica=replica)
 
     def _exporter_app(self, node: str | None) -> web.Application:
-        return make_exporter_app(functools.partial(self.render_exporter, node))
+        return make_exporter_app(functools.partial(self.render_exporter, node), self.profile_name)
 
     def _profile_for(self, st: ReplicaState, spec: GpuSpec) -> Profile:
         """The configured profile, refined by the vLLM flags the pod itself runs with
-        (--max-model-len; llm: --max-num-seqs, --gpu-memory-utilization). A flag that does not
-        fit the GPU is ignored with a warning."""
+        (--max-model-len; llm: --max-num-seqs, --max-num-batched-tokens, --gpu-memory-utilization).
+        A flag that does not fit the GPU is ignored with a warning."""
         pod = st.pod
         steps: list[tuple[str, Callable[[Profile], Profile]]] = []
         if pod.max_model_len is not None:
             steps.append(
                 (
                     "--max-model-len",
-                    functools.partial(Profile.with_overrides, max_model_len=pod.max_model_len),
+                    functools.partial(
+                        Profile.with_overrides,
+                        max_model_len=pod.max_model_len,
+                        source="pod flag --max-model-len",
+                    ),
                 )
             )
         if self.cfg.profile.kind is ProfileKind.LLM:
             if pod.max_num_seqs is not None:
                 steps.append(
-                    ("--max-num-seqs", functools.partial(Profile.with_overrides, max_batch=pod.max_num_seqs))
+                    (
+                        "--max-num-seqs",
+                        functools.partial(
+                            Profile.with_overrides,
+                            max_batch=pod.max_num_seqs,
+                            source="pod flag --max-num-seqs",
+                        ),
+                    )
+                )
+            if pod.max_num_batched_tokens is not None:
+                steps.append(
+                    (
+                        "--max-num-batched-tokens",
+                        functools.partial(
+                            Profile.with_overrides,
+                            max_num_batched_tokens=pod.max_num_batched_tokens,
+                            source="pod flag --max-num-batched-tokens",
+                        ),
+                    )
                 )
             if pod.gpu_memory_utilization is not None:
                 steps.append(
                     (
                         "--gpu-memory-utilization",
-                        functools.partial(Profile.with_overrides, memory_fraction=pod.gpu_memory_utilization),
+                        functools.partial(
+                            Profile.with_overrides,
+                            memory_fraction=pod.gpu_memory_utilization,
+                            source="pod flag --gpu-memory-utilization",
+                        ),
                     )
                 )
         profile = self.cfg.profile
@@ -403,10 +444,14 @@ class Simulator:
         for key, dev in self._devices.items():
             holder = self._holders.get(key)
             slot = self._replicas.get(holder.uid) if holder else None
+            # NVML: utilization is the busy share of the last sample period before the reading
+            period = dev.spec.nvml_sample_period_s
+            sampled = slot.replica.runner.engine.duty_over(now - period, now) if slot else None
             sample = dev.collect(
                 now,
                 windows.get(holder.uid) if holder else None,
                 slot.profile.static_mib() if slot else 0,
+                sampled,
             )
             self._readings[key] = GpuReading(
                 identity=identity_for(dev.spec, key[0], key[1]),
@@ -439,6 +484,7 @@ class Simulator:
                     "running": eng.running,
                     "waiting": eng.waiting,
                     "kv_cache_usage": round(eng.kv_usage, 4),
+                    "num_preemptions": eng.num_preemptions,
                     "front_door_outstanding": fd.outstanding(slot.state.pod.key),
                 }
             )
@@ -469,7 +515,9 @@ class Simulator:
             for s in sorted(self._exporters.values(), key=lambda s: s.state.pod.key)
         ]
         profile = asdict(self.cfg.profile)
+        profile.pop("sources", None)
         profile["kind"] = str(self.cfg.profile.kind)
+        profile["name"] = self.profile_name
         return {
             "simulated": True,
             "notice": SIMULATED_NOTICE,
