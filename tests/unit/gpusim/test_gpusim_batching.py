@@ -101,7 +101,8 @@ def test_tpot_grows_with_batch_size() -> None:
         run = run_virtual(LLM_DEFAULT, burst(b, 50, 100))
         assert len(run.finished) == b
         tpot.append(statistics.mean(f.tpot_s for f in run.finished.values()))
-    assert tpot == sorted(tpot) and len(set(tpot)) == 4, tpot
+    assert tpot == sorted(tpot), tpot
+    assert len(set(tpot)) == 4, tpot
     assert tpot[0] == pytest.approx(LLM_DEFAULT.step_s(1, 100), rel=0.05)
     assert tpot[-1] > 2 * tpot[0]
 
@@ -111,7 +112,9 @@ def test_chunked_prefill_of_a_long_prompt_slows_everyones_decode() -> None:
     decoders = burst(8, 20, 400, tag="d")
     long_prompt = Arrival(2.0, 4000, 10, "long")
     run = run_virtual(p, [*decoders, long_prompt])
-    gaps_before = [g for f in (run.finished[a.rid] for a in decoders) for g in f.inter_token_s[5:50]]  # after everyone's prefill
+    gaps_before = [
+        g for f in (run.finished[a.rid] for a in decoders) for g in f.inter_token_s[5:50]
+    ]  # after everyone's prefill
     worst = max(
         b - a
         for f in (run.finished[a.rid] for a in decoders)
@@ -143,7 +146,8 @@ def test_waiting_past_the_kv_cache_with_batch_slots_free() -> None:
     run = run_virtual(p, burst(4, 1000, 20), probe_times=[0.5])
     snap = run.snapshots[0]
     assert snap.running < p.max_batch
-    assert snap.waiting > 0 and snap.running + snap.waiting == 4
+    assert snap.waiting > 0
+    assert snap.running + snap.waiting == 4
     assert snap.kv_usage > 0.6
     assert len(run.finished) == 4  # all served eventually
 
@@ -192,7 +196,8 @@ def test_abort_frees_kv_blocks() -> None:
     eng.advance(1.0)
     assert eng.used_blocks > 0
     assert eng.abort("a", 1.0)
-    assert eng.used_blocks == 0 and eng.running == 0
+    assert eng.used_blocks == 0
+    assert eng.running == 0
     assert not eng.abort("a", 1.0)
     eng.advance(5.0)
     assert eng.pop_finished() == []

@@ -116,6 +116,7 @@ def test_process_serves_and_exits_cleanly_on_sigterm(kubeconfig: Path, tmp_path:
     cmd = [
         sys.executable, "-m", "gpu_inference.gpusim", "--kubeconfig", str(kubeconfig),
         "--front-door", f"127.0.0.1:{port}", "--pid-file", str(pid_file), "--log-file", str(log_file),
+        "--profile", "llm",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | {"NO_COLOR": "1"}
@@ -135,6 +136,11 @@ def test_process_serves_and_exits_cleanly_on_sigterm(kubeconfig: Path, tmp_path:
         assert "SIMULATED" in status["notice"]
         assert status["replicas"] == []  # no API server behind the kubeconfig: nothing to follow
         assert pid_file.read_text().strip() == str(proc.pid)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gpusim/profile", timeout=2) as r:
+            assert r.headers["X-GPU-Simulator"] == "llm"
+            profile = json.load(r)
+        assert profile["profile"] == "llm"
+        assert profile["parameters"]["max_batch"]["value"] == 256
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
         assert err.value.code == 503
@@ -150,3 +156,41 @@ def test_process_serves_and_exits_cleanly_on_sigterm(kubeconfig: Path, tmp_path:
             proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_the_simulator_does_not_import_the_cli() -> None:
+    """The simulator is a program of its own: importing it must not pull in the CLI package."""
+    code = (
+        "import sys, gpu_inference.gpusim.__main__ as m; "
+        "bad = sorted(n for n in sys.modules if n.startswith('gpu_inference.cli')); "
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_configure_logging_writes_stderr_and_the_log_file(tmp_path: Path) -> None:
+    import logging
+
+    from gpu_inference.gpusim.__main__ import configure_logging
+
+    log_file = tmp_path / "logs" / "gpusim.log"
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging(verbose=False, log_file=str(log_file))
+        logging.getLogger("gpu_inference.gpusim.test").debug("debug line for the file")
+        for h in root.handlers:
+            h.flush()
+        assert "debug line for the file" in log_file.read_text()
+        stderr_handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
+        assert [h.level for h in stderr_handlers] == [logging.INFO]
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            h.close()
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])

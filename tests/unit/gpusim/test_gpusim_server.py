@@ -395,8 +395,13 @@ def test_llm_replica_reports_queue_not_just_utilization(loopback_host: Callable[
                     if replica.runner.in_flight == 5:
                         break
                     await asyncio.sleep(0.01)
-                async with http.get(f"{url}/metrics") as r:
-                    fams = families(await r.text())
+                # requests that arrive during a step join at the next one (as in vLLM's engine loop)
+                for _ in range(100):
+                    async with http.get(f"{url}/metrics") as r:
+                        fams = families(await r.text())
+                    if fams["vllm:num_requests_running"].samples[0].value == 2:
+                        break
+                    await asyncio.sleep(0.01)
                 assert fams["vllm:num_requests_running"].samples[0].value == 2
                 assert fams["vllm:num_requests_waiting"].samples[0].value == 3
                 assert fams["vllm:kv_cache_usage_perc"].samples[0].value > 0

@@ -1,0 +1,256 @@
+"""Streaming (SSE), vLLM's metric names/types/buckets, and how the simulator announces its profile.
+
+Real servers on loopback addresses; each test runs its own event loop and stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpu_inference.gpusim import openai_api
+from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, Profile, make_engine
+from gpu_inference.gpusim.server import (
+    PROFILE_HEADER,
+    SIMULATED_HEADER,
+    DispatchMode,
+    Endpoint,
+    EngineRunner,
+    FrontDoor,
+    Listener,
+    Replica,
+    make_replica_app,
+)
+from gpu_inference.gpusim.vllm_metrics import ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+
+MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+
+
+async def start_replica(
+    host: str, profile: Profile = LLM_DEFAULT, key: str = "ns/pod"
+) -> tuple[Listener, Replica]:
+    loop = asyncio.get_running_loop()
+    runner = EngineRunner(make_engine(profile, loop.time()), loop.time)
+    replica = Replica(
+        key=key, model_name=MODEL, max_model_len=profile.max_model_len, runner=runner, clock=loop.time
+    )
+    listener = Listener(make_replica_app(replica), host, 0)
+    await listener.start()
+    return listener, replica
+
+
+async def read_stream(resp: aiohttp.ClientResponse) -> tuple[bytes, list[float]]:
+    """The whole body, and when each piece of it arrived (monotonic seconds)."""
+    body, arrivals = b"", []
+    async for chunk in resp.content.iter_any():
+        body += chunk
+        arrivals.append(time.monotonic())
+    return body, arrivals
+
+
+def stream_body(tokens: int, chat: bool = False, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": tokens, "ignore_eos": True, "stream": True, **extra}
+    if chat:
+        body["messages"] = [{"role": "user", "content": "Say something about GPUs."}]
+    else:
+        body["prompt"] = "Say something about GPUs."
+    return body
+
+
+def test_completion_stream_parses_into_tokens_and_done(loopback_host: Callable[[], str]) -> None:
+    async def scenario() -> None:
+        listener, replica = await start_replica(loopback_host())
+        try:
+            async with aiohttp.ClientSession() as http:
+                t0 = time.monotonic()
+                url = f"http://{listener.address}/v1/completions"
+                async with http.post(url, json=stream_body(20, stream_options={"include_usage": True})) as r:
+                    assert r.status == 200
+                    assert r.headers["Content-Type"].startswith("text/event-stream")
+                    assert r.headers[PROFILE_HEADER] == "llm"
+                    body, arrivals = await read_stream(r)
+                async with http.post(url, json={**stream_body(20), "stream": False}) as r:
+                    whole = await r.json()
+            payloads, done = openai_api.parse_sse(body)
+            assert done
+            assert body.endswith(b"data: [DONE]\n\n")
+            *chunks, usage = payloads
+            assert usage["choices"] == []
+            assert usage["usage"]["completion_tokens"] == 20
+            assert all(c["object"] == "text_completion" for c in chunks)
+            text = "".join(c["choices"][0]["text"] for c in chunks)
+            assert text == whole["choices"][0]["text"]
+            assert len(text.split()) == 20
+            assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "length"
+            assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+            # tokens leave as the model makes them: ~one step (16 ms) apart, not all at the end
+            assert len(arrivals) >= 10
+            assert arrivals[-1] - arrivals[0] >= 0.5 * 19 * LLM_DEFAULT.step_s(1, 0)
+            assert arrivals[0] - t0 < 0.5 * (arrivals[-1] - t0)
+        finally:
+            await listener.stop()
+            replica.runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_chat_stream_through_the_front_door(loopback_host: Callable[[], str]) -> None:
+    async def scenario() -> None:
+        a, ra = await start_replica(loopback_host(), key="ns/a")
+        fd = FrontDoor(DispatchMode.ROUND_ROBIN, dict, profile_name="llm")
+        await fd.start()
+        front = Listener(fd.app(), loopback_host(), 0)
+        await front.start()
+        try:
+            fd.set_endpoints([Endpoint("ns/a", a.host, a.port)])
+            async with aiohttp.ClientSession() as http:
+                url = f"http://{front.address}/v1/chat/completions"
+                async with http.post(url, json=stream_body(12, chat=True, n=2)) as r:
+                    assert r.status == 200
+                    assert r.headers[SIMULATED_HEADER] == "true"
+                    assert r.headers[PROFILE_HEADER] == "llm"
+                    body, arrivals = await read_stream(r)
+            payloads, done = openai_api.parse_sse(body)
+            assert done
+            assert len(arrivals) >= 5  # streamed through, not buffered by the front door
+            by_choice: dict[int, list[dict[str, Any]]] = {}
+            for p in payloads:
+                assert p["object"] == "chat.completion.chunk"
+                (choice,) = p["choices"]
+                by_choice.setdefault(choice["index"], []).append(choice)
+            assert sorted(by_choice) == [0, 1]
+            for choices in by_choice.values():
+                assert choices[0]["delta"] == {"role": "assistant", "content": ""}
+                content = "".join(c["delta"].get("content", "") for c in choices[1:])
+                assert len(content.split()) == 12
+                assert choices[-1]["finish_reason"] == "length"
+        finally:
+            await front.stop()
+            await fd.close()
+            await a.stop()
+            ra.runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_metrics_have_vllms_names_types_labels_and_buckets(loopback_host: Callable[[], str]) -> None:
+    async def scenario() -> dict[str, Any]:
+        listener, replica = await start_replica(loopback_host())
+        try:
+            async with aiohttp.ClientSession() as http:
+                base = f"http://{listener.address}"
+                for stream in (False, True):
+                    async with http.post(
+                        f"{base}/v1/completions", json={**stream_body(8), "stream": stream}
+                    ) as r:
+                        await r.read()
+                async with http.get(f"{base}/metrics") as r:
+                    assert r.headers[PROFILE_HEADER] == "llm"
+                    return {f.name: f for f in text_string_to_metric_families(await r.text())}
+        finally:
+            await listener.stop()
+            replica.runner.close()
+
+    fams = asyncio.run(scenario())
+    expected = {
+        "vllm:num_requests_running": "gauge",
+        "vllm:num_requests_waiting": "gauge",
+        "vllm:kv_cache_usage_perc": "gauge",
+        "vllm:num_preemptions": "counter",
+        "vllm:prompt_tokens": "counter",
+        "vllm:generation_tokens": "counter",
+        "vllm:request_success": "counter",
+        "vllm:time_to_first_token_seconds": "histogram",
+        "vllm:time_per_output_token_seconds": "histogram",
+        "vllm:inter_token_latency_seconds": "histogram",
+        "vllm:e2e_request_latency_seconds": "histogram",
+        "vllm:request_queue_time_seconds": "histogram",
+        "gpu_inference_simulated": "gauge",
+        "gpusim_info": "gauge",
+    }
+    assert {name: fams[name].type for name in expected if name in fams} == expected
+    for name in expected:
+        if name.startswith("vllm:"):
+            labels = fams[name].samples[0].labels
+            assert (labels["model_name"], labels["engine"]) == (MODEL, "0"), name
+
+    def bounds(name: str) -> list[float]:
+        les = [s.labels["le"] for s in fams[name].samples if s.name == f"{name}_bucket"]
+        return [float(le) for le in les if le != "+Inf"]
+
+    assert bounds("vllm:time_to_first_token_seconds") == list(TTFT_BUCKETS)
+    assert bounds("vllm:inter_token_latency_seconds") == list(ITL_BUCKETS)
+    assert bounds("vllm:e2e_request_latency_seconds") == list(REQUEST_LATENCY_BUCKETS)
+    assert TTFT_BUCKETS[:3] == (0.001, 0.005, 0.01)
+    assert REQUEST_LATENCY_BUCKETS[0] == 0.3
+
+    def value(name: str, sample: str) -> float:
+        return float(next(s.value for s in fams[name].samples if s.name == sample))
+
+    assert value("vllm:generation_tokens", "vllm:generation_tokens_total") == 16
+    assert value("vllm:inter_token_latency_seconds", "vllm:inter_token_latency_seconds_count") == 14
+    assert value("vllm:time_to_first_token_seconds", "vllm:time_to_first_token_seconds_count") == 2
+    (info,) = fams["gpusim_info"].samples
+    assert info.labels["profile"] == "llm"
+    assert info.labels["model"] == MODEL
+    assert info.value == 1
+
+
+def test_profile_endpoint_header_and_gauge_say_which_profile_runs(loopback_host: Callable[[], str]) -> None:
+    async def scenario() -> None:
+        llm, rl = await start_replica(loopback_host(), LLM_DEFAULT, key="ns/llm")
+        classic, rc = await start_replica(loopback_host(), CLASSIC_DEFAULT, key="ns/classic")
+        try:
+            async with aiohttp.ClientSession() as http:
+                for listener, name in ((llm, "llm"), (classic, "classic")):
+                    async with http.get(f"http://{listener.address}/gpusim/profile") as r:
+                        assert r.headers[PROFILE_HEADER] == name
+                        doc = await r.json()
+                    assert doc["profile"] == name
+                    assert doc["simulated"] is True
+                    assert doc["replica"]["pod"] == f"ns/{name}"
+                    assert all(p["source"] for p in doc["parameters"].values())
+                    async with http.get(f"http://{listener.address}/health") as r:
+                        assert r.headers[PROFILE_HEADER] == name
+                    json.dumps(doc)  # plain JSON
+                async with http.get(f"http://{llm.address}/gpusim/profile") as r:
+                    doc = await r.json()
+                assert doc["parameters"]["max_batch"]["value"] == 256
+                assert doc["parameters"]["max_num_batched_tokens"]["value"] == 2048
+                assert "get_batch_defaults" in doc["parameters"]["max_num_batched_tokens"]["source"]
+        finally:
+            for listener, rep in ((llm, rl), (classic, rc)):
+                await listener.stop()
+                rep.runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_classic_profile_streams_too(loopback_host: Callable[[], str]) -> None:
+    slow = CLASSIC_DEFAULT.with_overrides(capacity_tps=100.0)  # 10 ms per token
+
+    async def scenario() -> None:
+        listener, replica = await start_replica(loopback_host(), slow)
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = f"http://{listener.address}/v1/completions"
+                async with http.post(url, json=stream_body(30)) as r:
+                    body, arrivals = await read_stream(r)
+            payloads, done = openai_api.parse_sse(body)
+            assert done
+            assert len("".join(p["choices"][0]["text"] for p in payloads).split()) == 30
+            assert arrivals[-1] - arrivals[0] >= 0.15  # spread over the ~0.3 s the tokens take
+        finally:
+            await listener.stop()
+            replica.runner.close()
+
+    asyncio.run(scenario())
