@@ -7,6 +7,7 @@ SHELL := /usr/bin/env bash
 PYTHON        ?= python3.11
 VENV          ?= .venv
 TOOLS_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gpu-inference/tools
+TOOLS_SOURCE  ?= build
 CLUSTER_NAME  ?= gpu-inference
 RELEASE       ?= gpu-inference
 NAMESPACE     ?= gpu-inference
@@ -14,8 +15,10 @@ SHAPE         ?= step
 OUT           ?= out
 PYTEST_ARGS   ?=
 
-export TOOLS_CACHE
-TOOLS_BIN := $(shell hack/build-tools.sh --print-bin)
+export TOOLS_CACHE TOOLS_SOURCE
+# make < 4.4 does not export variables to $(shell): pass the settings explicitly, so the PATH below
+# names the directory `make tools` fills, also for `make demo TOOLS_CACHE=... TOOLS_SOURCE=...`.
+TOOLS_BIN := $(shell TOOLS_CACHE='$(TOOLS_CACHE)' TOOLS_SOURCE='$(TOOLS_SOURCE)' hack/build-tools.sh --print-bin)
 export PATH := $(TOOLS_BIN):$(abspath $(VENV))/bin:$(PATH)
 export GPU_INFERENCE_TOOLS_BIN := $(TOOLS_BIN)
 CLI := $(VENV)/bin/gpu-inference
@@ -30,8 +33,8 @@ help: ## Show this help.
 
 ##@ Setup
 .PHONY: tools
-tools: ## Build the pinned Go tools (helm, kwok, Kubernetes, etcd, Prometheus, prometheus-adapter) into the versioned cache.
-	hack/build-tools.sh
+tools: ## Build the pinned tools (helm, kwok, Kubernetes, etcd, Prometheus, prometheus-adapter) into the versioned cache; TOOLS_SOURCE=release downloads official binaries.
+	@hack/build-tools.sh
 
 $(VENV)/.installed: tooling/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
