@@ -17,7 +17,8 @@ pytestmark = pytest.mark.unit
 K8S_VERSIONS = ["1.30.0", "1.36.0", "1.37.0"]
 # prometheus-operator CRDs: no schema in kubernetes-validate; their shape is asserted in
 # test_semantics.py (existing-cluster mode) instead.
-CRD_KINDS = {"PodMonitor", "PrometheusRule"}
+# KEDA's ScaledObject is validated against KEDA's own CRD schema in test_keda.py.
+CRD_KINDS = {"PodMonitor", "PrometheusRule", "ScaledObject"}
 
 
 def test_every_scenario_is_listed() -> None:

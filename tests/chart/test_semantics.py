@@ -119,7 +119,7 @@ def test_queue_depth_is_a_second_hpa_metric_the_adapter_serves() -> None:
 def test_no_replicas_while_the_hpa_owns_them(scenario: tuple[str, Rendered]) -> None:
     name, r = scenario
     deployment = r.one("Deployment", "inference")
-    if r.of_kind("HorizontalPodAutoscaler"):
+    if r.of_kind("HorizontalPodAutoscaler") or r.of_kind("ScaledObject"):
         assert "replicas" not in deployment["spec"], name
     else:
         assert deployment["spec"]["replicas"] == 2, name
