@@ -15,10 +15,10 @@ pytestmark = pytest.mark.unit
 # Oldest supported (Chart.yaml kubeVersion >=1.30), the cluster's (eksctl/cluster.yaml) and the
 # newest kubernetes-validate knows.
 K8S_VERSIONS = ["1.30.0", "1.36.0", "1.37.0"]
-# prometheus-operator CRDs: no schema in kubernetes-validate; their shape is asserted in
-# test_semantics.py (existing-cluster mode) instead.
+# prometheus-operator and cert-manager CRDs: no schema in kubernetes-validate; their shape is
+# asserted in test_semantics.py and test_hardening.py instead.
 # KEDA's ScaledObject is validated against KEDA's own CRD schema in test_keda.py.
-CRD_KINDS = {"PodMonitor", "PrometheusRule", "ScaledObject"}
+CRD_KINDS = {"PodMonitor", "PrometheusRule", "Certificate", "Issuer", "ScaledObject"}
 
 
 def test_every_scenario_is_listed() -> None:

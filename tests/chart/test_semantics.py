@@ -249,7 +249,9 @@ def test_alerts_cover_the_issue(default: Rendered) -> None:
         "GPUMemoryNearFull",
         "GPUTemperatureHigh",
         "GPUThermalThrottling",
-        "GPUXidError",
+        "GPUXidHardwareError",
+        "GPUXidApplicationError",
+        "GPUXidOtherError",
         "InferenceHPAAtMaxReplicas",
         "InferenceCustomMetricMissing",
     }
@@ -487,7 +489,7 @@ def test_custom_image_mode_with_shared_cache_and_https_ingress() -> None:
     ingress = r.one("Ingress", "inference")
     ann = ingress["metadata"]["annotations"]
     assert ingress["spec"]["ingressClassName"] == "alb"
-    assert ann["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert ann["alb.ingress.kubernetes.io/scheme"] == "internal"  # the default
     assert json.loads(ann["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}, {"HTTPS": 443}]
     assert ann["alb.ingress.kubernetes.io/certificate-arn"].startswith("arn:aws:acm:")
     assert ann["alb.ingress.kubernetes.io/ssl-redirect"] == "443"

@@ -83,6 +83,9 @@ spec:
       {{- with $v.priorityClassName }}
       priorityClassName: {{ . }}
       {{- end }}
+      {{- with $v.runtimeClassName }}
+      runtimeClassName: {{ . }}
+      {{- end }}
       securityContext:
         {{- toYaml $v.podSecurityContext | nindent 8 }}
       {{- with $v.nodeSelector }}
@@ -101,6 +104,10 @@ spec:
         - name: grafana
           image: {{ include "grafana.image" $p | quote }}
           imagePullPolicy: {{ $v.image.pullPolicy }}
+          {{- with $v.extraArgs }}
+          args:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           env:
             # Credentials are read from files (the Secret mounted below), not environment variables.
             - {name: GF_SECURITY_ADMIN_USER__FILE, value: /etc/grafana/admin/{{ $v.admin.userKey }}}

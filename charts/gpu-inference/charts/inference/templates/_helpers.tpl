@@ -86,3 +86,44 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Container resources with the GPU under global.gpu.resourceName. A `nvidia.com/gpu` key in
+requests/limits is renamed to it (values written for the default keep working when the cluster
+advertises its GPUs under another name, e.g. nvidia.com/gpu.shared or nvidia.com/mig-1g.5gb).
+*/}}
+{{- define "inference.resources" -}}
+{{- $rn := .Values.global.gpu.resourceName | default "nvidia.com/gpu" -}}
+{{- $out := dict -}}
+{{- range $section, $vals := .Values.resources -}}
+{{- $m := dict -}}
+{{- range $k, $v := $vals -}}
+{{- if and (eq $k "nvidia.com/gpu") (ne $rn "nvidia.com/gpu") -}}
+{{- if not (hasKey $vals $rn) -}}{{- $_ := set $m $rn $v -}}{{- end -}}
+{{- else -}}
+{{- $_ := set $m $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $out $section $m -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Seconds the startup probe allows: periodSeconds x failureThreshold. */}}
+{{- define "inference.startupBudgetSeconds" -}}
+{{- $s := .Values.probes.startup -}}
+{{- mul (int $s.periodSeconds) (int $s.failureThreshold) -}}
+{{- end -}}
+
+{{/*
+Deployment progressDeadlineSeconds: the value set, or the startup probe's budget plus
+coldStartMarginSeconds (a new GPU node joining and pulling the image before the probe starts).
+Kubernetes' default of 600 s would mark a cold start that the probe still allows as failed.
+*/}}
+{{- define "inference.progressDeadlineSeconds" -}}
+{{- if not (kindIs "invalid" .Values.progressDeadlineSeconds) -}}
+{{- int .Values.progressDeadlineSeconds -}}
+{{- else -}}
+{{- add (include "inference.startupBudgetSeconds" . | int) (int .Values.coldStartMarginSeconds) -}}
+{{- end -}}
+{{- end -}}

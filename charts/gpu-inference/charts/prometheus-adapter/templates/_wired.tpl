@@ -79,6 +79,9 @@ spec:
       {{- with $v.priorityClassName }}
       priorityClassName: {{ . }}
       {{- end }}
+      {{- with $v.runtimeClassName }}
+      runtimeClassName: {{ . }}
+      {{- end }}
       securityContext:
         {{- toYaml $v.podSecurityContext | nindent 8 }}
       {{- with $v.nodeSelector }}
@@ -93,6 +96,16 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+      {{- if gt (int $v.replicas) 1 }}
+      # Replicas on different nodes when there are several (a preference, never a blocker).
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "prometheus-adapter.selectorLabels" $p | nindent 14 }}
+      {{- end }}
       containers:
         - name: prometheus-adapter
           image: {{ include "prometheus-adapter.image" $p | quote }}
@@ -106,6 +119,13 @@ spec:
             # >= the scrape interval, or series drop in and out of discovery between scrapes.
             - --metrics-relist-interval={{ $w.relistInterval }}
             - --v={{ $v.logLevel }}
+            {{- with $v.extraArgs }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- with $v.extraEnv }}
+          env:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           ports:
             - name: https
               containerPort: {{ $v.securePort }}

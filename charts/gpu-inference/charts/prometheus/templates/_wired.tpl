@@ -9,10 +9,29 @@ see the parent's templates/wired-prometheus.yaml. Wiring keys used here:
 {{/* prometheus.yml. Jobs discover pods (role: pod) and keep the ones the wiring names. */}}
 {{- define "prometheus.wired.prometheusYml" -}}
 {{- $w := .wiring -}}
+{{- $am := .part.Values.alertmanager -}}
 global:
   scrape_interval: {{ $w.scrapeInterval }}
   scrape_timeout: {{ $w.scrapeTimeout }}
   evaluation_interval: {{ $w.scrapeInterval }}
+  {{- with .part.Values.externalLabels }}
+  external_labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- if $am.targets }}
+# Where firing alerts go (prometheus.alertmanager). Without targets the alerts are evaluated and
+# visible on /alerts, but nobody is notified.
+alerting:
+  alertmanagers:
+    - scheme: {{ $am.scheme }}
+      {{- with $am.pathPrefix }}
+      path_prefix: {{ . }}
+      {{- end }}
+      api_version: v2
+      timeout: {{ $am.timeout }}
+      static_configs:
+        - targets: {{ toJson $am.targets }}
+{{- end }}
 rule_files:
   {{- range $w.ruleFiles }}
   - /etc/prometheus/{{ . }}
