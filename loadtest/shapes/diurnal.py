@@ -11,7 +11,7 @@ import math
 
 from locust import LoadTestShape
 
-from gpu_inference.loadtest.locust_support import ShapeParams
+from gpu_inference.adapters.locust_support import ShapeParams
 
 
 class DiurnalShape(LoadTestShape):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from gpu_inference.loadtest.locust_support import ShapeParams, env_number
+from gpu_inference.adapters.locust_support import ShapeParams, env_number
 
 
 class SpikeShape(LoadTestShape):

@@ -12,7 +12,7 @@ from typing import Any
 
 from locust import HttpUser, between, task
 
-from gpu_inference.loadtest.locust_support import (
+from gpu_inference.adapters.locust_support import (
     InvalidResponse,
     Usage,
     check_chat,

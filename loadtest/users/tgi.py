@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from locust import HttpUser, between, task
 
-from gpu_inference.loadtest.locust_support import check_tgi_generate, install_locust_hooks, judge, pick_prompt
+from gpu_inference.adapters.locust_support import check_tgi_generate, install_locust_hooks, judge, pick_prompt
 
 install_locust_hooks()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from locust import HttpUser, between, task
 
-from gpu_inference.loadtest.locust_support import (
+from gpu_inference.adapters.locust_support import (
     check_triton_generate,
     install_locust_hooks,
     judge,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from gpu_inference.local.cluster import LocalCluster
-from gpu_inference.local.config import LocalClusterConfig
+from gpu_inference.services.local.cluster import LocalCluster
+from gpu_inference.services.local.config import LocalClusterConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pytest_helm_charts.clusters import Cluster
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from gpu_inference.adapters.helm import Helm
-from gpu_inference.local.cluster import LocalCluster
+from gpu_inference.services.local.cluster import LocalCluster
 
 from .helpers import (
     gpu_nodes,

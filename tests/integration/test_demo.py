@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_inference.local.config import LocalClusterConfig
+from gpu_inference.services.local.config import LocalClusterConfig
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from gpu_inference.local import hostprocs
-from gpu_inference.local.cluster import LocalCluster, LocalClusterError
+from gpu_inference.services.local import hostprocs
+from gpu_inference.services.local.cluster import LocalCluster, LocalClusterError
 
 from .helpers import (
     gpu_nodes,

@@ -9,7 +9,7 @@ import time
 
 from kubernetes import client
 
-from gpu_inference.local.cluster import LocalCluster
+from gpu_inference.services.local.cluster import LocalCluster
 
 from .helpers import gpu_nodes, hpa, hpa_current_gpu, inference_pods, ready, wait_for_hpa, wait_until
 from .load import Load

@@ -54,7 +54,7 @@ def boto_session(moto: None, model_loader: Any) -> Any:
 
 @pytest.fixture
 def clients(boto_session: Any) -> Any:
-    from gpu_inference.aws.session import AwsClients
+    from gpu_inference.adapters.aws import AwsClients
 
     return AwsClients(REGION, session=boto_session)
 

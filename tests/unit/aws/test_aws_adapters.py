@@ -13,9 +13,10 @@ from aws_testkit import FakeBin, Recorder
 
 from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl, parse_version
 from gpu_inference.adapters.kubectl import Kubectl
-from gpu_inference.aws import addons, versions
-from gpu_inference.aws import eksctl_config as ec
+from gpu_inference.domain import eksctl_config as ec
+from gpu_inference.domain import versions
 from gpu_inference.errors import ToolFailedError, ToolNotFoundError
+from gpu_inference.services.eks import addons
 
 pytestmark = pytest.mark.unit
 

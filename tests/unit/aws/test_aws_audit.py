@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_testkit import REGION
 
-from gpu_inference.aws import versions
-from gpu_inference.aws.audit import KINDS, audit, belongs_to
+from gpu_inference.domain import versions
+from gpu_inference.services.eks.audit import KINDS, audit, belongs_to
 
 pytestmark = pytest.mark.unit
 

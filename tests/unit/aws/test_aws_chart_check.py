@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_testkit import CLUSTER_YAML, REPO, TODAY, helm_binary
 
-from gpu_inference.aws import eksctl_config as ec
-from gpu_inference.aws.chart_check import check_alignment, extract, fits_labels, tolerates
+from gpu_inference.domain import eksctl_config as ec
+from gpu_inference.services.eks.chart_check import check_alignment, extract, fits_labels, tolerates
 
 pytestmark = pytest.mark.unit
 

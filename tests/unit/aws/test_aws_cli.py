@@ -13,9 +13,9 @@ import pytest
 from aws_testkit import CLUSTER_YAML, REGION, FakeBin
 from typer.testing import CliRunner
 
-from gpu_inference.aws import versions
-from gpu_inference.aws.teardown import STEPS
 from gpu_inference.cli.main import app
+from gpu_inference.domain import versions
+from gpu_inference.services.eks.teardown import STEPS
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ def fast_clients(boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The commands build AwsClients themselves; give them the test session (shared model loader)."""
     import gpu_inference.cli.deploy as deploy_cli
     import gpu_inference.cli.destroy as destroy_cli
-    from gpu_inference.aws.session import AwsClients
+    from gpu_inference.adapters.aws import AwsClients
 
     def make(region: str, profile: str | None = None) -> AwsClients:
         return AwsClients(region, session=boto_session)
@@ -184,7 +184,7 @@ def test_deploy_without_eksctl_exits_2_and_creates_nothing(
 
 
 def test_rich_reporter_records_steps_and_reraises() -> None:
-    from gpu_inference.aws.progress import RichReporter
+    from gpu_inference.services.eks.progress import RichReporter
 
     r = RichReporter()
     with r.step("one", "first"):

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from aws_testkit import CLUSTER_YAML, SPOT_YAML, TODAY
 
-from gpu_inference.aws import eksctl_config as ec
-from gpu_inference.aws import versions
-from gpu_inference.aws.errors import ClusterConfigError
-from gpu_inference.cluster_spec import load_cluster_spec
+from gpu_inference.domain import eksctl_config as ec
+from gpu_inference.domain import versions
+from gpu_inference.domain.cluster_spec import load_cluster_spec
+from gpu_inference.errors import ClusterConfigError
 
 pytestmark = pytest.mark.unit
 

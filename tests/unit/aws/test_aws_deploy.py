@@ -14,13 +14,13 @@ import pytest
 from aws_testkit import CLUSTER_YAML, REGION, TODAY, FakeBin, FakeHelm, FakeKube, Recorder
 from botocore.stub import Stubber
 
+from gpu_inference.adapters.aws import AwsClients
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
-from gpu_inference.aws import versions
-from gpu_inference.aws.deploy import CUSTOM_METRICS_PATH, Deployer, DeployOptions, hpa_current_values
-from gpu_inference.aws.errors import PreflightError, WaitTimeoutError
-from gpu_inference.aws.progress import LogReporter
-from gpu_inference.aws.session import AwsClients
+from gpu_inference.domain import versions
+from gpu_inference.errors import PreflightError, WaitTimeoutError
+from gpu_inference.services.eks.deploy import CUSTOM_METRICS_PATH, Deployer, DeployOptions, hpa_current_values
+from gpu_inference.services.eks.progress import LogReporter
 
 pytestmark = pytest.mark.unit
 
@@ -325,7 +325,7 @@ def test_kubernetes_version_asks_eks(setup: Setup, status: str, end: dt.datetime
         {"clusterVersions": ["1.36"]},
     )
     stub.activate()
-    from gpu_inference.aws.preflight import PreflightContext, check_kubernetes_version
+    from gpu_inference.services.eks.preflight import PreflightContext, check_kubernetes_version
 
     cfg = setup.deployer().load_config()[1]
     ctx = PreflightContext(

@@ -12,10 +12,10 @@ from aws_testkit import REGION, FakeHelm, FakeKube, Recorder
 
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
-from gpu_inference.aws import versions
-from gpu_inference.aws.errors import WaitTimeoutError
-from gpu_inference.aws.progress import LogReporter
-from gpu_inference.aws.teardown import STEPS, Destroyer, DestroyOptions
+from gpu_inference.domain import versions
+from gpu_inference.errors import WaitTimeoutError
+from gpu_inference.services.eks.progress import LogReporter
+from gpu_inference.services.eks.teardown import STEPS, Destroyer, DestroyOptions
 
 pytestmark = pytest.mark.unit
 

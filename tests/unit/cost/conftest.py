@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from cost_testkit import PRICES_2026_11_29, write_chart, write_eksctl
 
-from gpu_inference.cost.prices import PriceBook, load_price_book
-from gpu_inference.cost.stack import StackInputs, load_stack
+from gpu_inference.domain.prices import PriceBook, load_price_book
+from gpu_inference.domain.stack import StackInputs, load_stack
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from gpu_inference.cost.prices import bundled_dir
+from gpu_inference.domain.prices import bundled_dir
 
 #: The dated price file the hand-computed cases were worked out with.
 PRICES_2026_11_29 = bundled_dir() / "aws-us-east-1-2026-11-29.json"

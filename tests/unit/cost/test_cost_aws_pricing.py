@@ -11,8 +11,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from gpu_inference.cost.aws_pricing import SIMPLE_PRICES, aws_clients, refresh_price_book
-from gpu_inference.cost.prices import PriceBook
+from gpu_inference.adapters.aws_pricing import SIMPLE_PRICES, aws_clients, refresh_price_book
+from gpu_inference.domain.prices import PriceBook
 from gpu_inference.errors import ConfigError
 
 pytestmark = pytest.mark.unit

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gpu_inference.cost.prices import PriceBook
-from gpu_inference.cost.report import Usage, cost_from_timeline, cost_report_from_run, to_csv
-from gpu_inference.cost.stack import StackInputs
-from gpu_inference.errors import ConfigError
-from gpu_inference.loadtest.models import (
+from gpu_inference.domain.prices import PriceBook
+from gpu_inference.domain.stack import StackInputs
+from gpu_inference.domain.timeline import (
     HpaSpec,
     LocustPoint,
     NodeInfo,
@@ -26,6 +24,8 @@ from gpu_inference.loadtest.models import (
     TimelineSample,
     TokenPoint,
 )
+from gpu_inference.errors import ConfigError
+from gpu_inference.services.cost.report import Usage, cost_from_timeline, cost_report_from_run, to_csv
 
 pytestmark = pytest.mark.unit
 

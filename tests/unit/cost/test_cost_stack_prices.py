@@ -9,8 +9,8 @@ import pytest
 import yaml
 from cost_testkit import PRICES_2026_11_29, write_eksctl
 
-from gpu_inference.cost.prices import available, load_price_book, user_dir, write_price_book
-from gpu_inference.cost.stack import load_chart_values, load_stack
+from gpu_inference.domain.prices import available, load_price_book, user_dir, write_price_book
+from gpu_inference.domain.stack import load_chart_values, load_stack
 from gpu_inference.errors import ConfigError
 from gpu_inference.paths import chart_dir, eksctl_config
 

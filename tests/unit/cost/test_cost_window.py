@@ -8,10 +8,10 @@ import pytest
 from cost_testkit import RecordedPrometheus
 
 from gpu_inference.adapters.prometheus import Prometheus
-from gpu_inference.cost.prices import PriceBook
-from gpu_inference.cost.stack import StackInputs
-from gpu_inference.cost.window import cost_report_from_window
+from gpu_inference.domain.prices import PriceBook
+from gpu_inference.domain.stack import StackInputs
 from gpu_inference.errors import ConfigError
+from gpu_inference.services.cost.window import cost_report_from_window
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from gpu_inference.gpusim import openai_api
-from gpu_inference.loadtest.locust_run import StatsHistoryReader, TokensReader, at_or_before
-from gpu_inference.loadtest.locust_support import (
+from gpu_inference.adapters.locust import StatsHistoryReader, TokensReader, at_or_before
+from gpu_inference.adapters.locust_support import (
     InvalidResponse,
     ShapeParams,
     TokenCounter,
@@ -21,6 +20,7 @@ from gpu_inference.loadtest.locust_support import (
     check_tgi_generate,
     check_triton_generate,
 )
+from gpu_inference.gpusim import openai_api
 
 pytestmark = pytest.mark.unit
 

@@ -19,8 +19,8 @@ from loadtest_testkit import HPA, NAMESPACE, ClusterBackend, ClusterState, OpenA
 from typer.testing import CliRunner
 
 from gpu_inference.cli.main import app
-from gpu_inference.loadtest.models import RunReport, Target, TimelineSample
-from gpu_inference.loadtest.runner import VerifyOptions, run_verify_scaleup
+from gpu_inference.domain.timeline import RunReport, Target, TimelineSample
+from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 

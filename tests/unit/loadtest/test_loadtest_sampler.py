@@ -17,11 +17,11 @@ from loadtest_testkit import (
     pod_name,
 )
 
+from gpu_inference.adapters.kube import ClusterReader
+from gpu_inference.adapters.locust import StatsHistoryReader, TokensReader
 from gpu_inference.adapters.prometheus import Prometheus, PrometheusError
 from gpu_inference.errors import ConfigError
-from gpu_inference.loadtest.cluster import ClusterReader
-from gpu_inference.loadtest.locust_run import StatsHistoryReader, TokensReader
-from gpu_inference.loadtest.sampler import Sampler, per_pod_query
+from gpu_inference.services.loadtest.sampler import Sampler, per_pod_query
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 """Load shapes: their tick() sequences, and shape files the tool has never seen.
 
-The shapes run in the real preview process (gpu_inference.loadtest.shape_probe), batched so
+The shapes run in the real preview process (gpu_inference.services.loadtest.shape_probe), batched so
 that locust is imported once per test module.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gpu_inference.errors import ConfigError
-from gpu_inference.loadtest.shapes import (
+from gpu_inference.services.loadtest.shapes import (
     ShapeSchedule,
     bundled_shapes,
     preview_shapes,

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from gpu_inference.loadtest.models import (
+from gpu_inference.domain.timeline import (
     Criteria,
     HpaCondition,
     HpaSpec,
@@ -18,7 +18,7 @@ from gpu_inference.loadtest.models import (
     TokenPoint,
     WorkloadStatus,
 )
-from gpu_inference.loadtest.verdict import evaluate, measure
+from gpu_inference.domain.verdict import evaluate, measure
 
 pytestmark = pytest.mark.unit
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class GpuInferenceError(Exception):
     """Base class for every error this package raises on purpose."""
@@ -36,3 +39,55 @@ class ToolFailedError(GpuInferenceError):
         status = "timed out" if returncode is None else f"exited {returncode}"
         tail = "\n".join(output.strip().splitlines()[-20:])
         super().__init__(f"{tool} {status}: {' '.join(args)}\n{tail}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a setting: where, what, and how to fix it."""
+
+    setting: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.problem}. Fix: {self.fix}"
+
+
+class ClusterConfigError(GpuInferenceError):
+    """eksctl/cluster.yaml (or an overlay) breaks eksctl's schema or a rule of this project."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class AwsError(GpuInferenceError):
+    """An AWS API call failed (credentials, permissions, throttling, a missing resource)."""
+
+    def __init__(self, action: str, detail: str, fix: str) -> None:
+        self.action = action
+        self.detail = detail
+        self.fix = fix
+        super().__init__(f"AWS {action} failed: {detail}. Fix: {fix}")
+
+
+class PreflightError(GpuInferenceError):
+    """One or more preflight checks failed; nothing was created."""
+
+    def __init__(self, failures: Sequence[str]) -> None:
+        self.failures = list(failures)
+        lines = "\n".join(f"  - {f}" for f in self.failures)
+        super().__init__(f"preflight failed, nothing was created:\n{lines}")
+
+
+class WaitTimeoutError(GpuInferenceError):
+    """Something did not reach the expected state in time."""
+
+    def __init__(self, what: str, timeout_s: float, last_state: str, fix: str) -> None:
+        self.what = what
+        self.last_state = last_state
+        super().__init__(
+            f"timed out after {timeout_s:.0f}s waiting for {what} (last seen: {last_state}). Fix: {fix}"
+        )

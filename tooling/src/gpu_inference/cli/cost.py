@@ -25,9 +25,9 @@ from gpu_inference.cli.loadtest import (
     parse_duration,
     resolve_target,
 )
-from gpu_inference.cost.stack import LoadBalancerKind
+from gpu_inference.domain.stack import LoadBalancerKind
+from gpu_inference.domain.timeline import DEFAULT_METRIC
 from gpu_inference.errors import ConfigError
-from gpu_inference.loadtest.models import DEFAULT_METRIC
 from gpu_inference.paths import chart_dir, eksctl_config
 
 cost_app = typer.Typer(help="What the stack costs: estimates, run reports, prices.", no_args_is_help=True)
@@ -113,10 +113,10 @@ def estimate(
     output: OutputOpt = None,
 ) -> None:
     """$/hour and $/month at minimum, typical and maximum scale, item by item, from the config."""
-    from gpu_inference.cost import render
-    from gpu_inference.cost.estimate import Assumptions, estimate_cost
-    from gpu_inference.cost.prices import load_price_book
-    from gpu_inference.cost.stack import load_stack
+    from gpu_inference.domain.prices import load_price_book
+    from gpu_inference.domain.stack import load_stack
+    from gpu_inference.rendering import cost_tables as render
+    from gpu_inference.services.cost.estimate import Assumptions, estimate_cost
 
     with user_errors():
         lb: LoadBalancerKind | None = None
@@ -194,13 +194,13 @@ def report(
     ] = False,
 ) -> None:
     """Node-hours, total, per 1k requests and per 1M tokens, idle GPU cost and the scale-down tail."""
+    from gpu_inference.adapters.kube import ClusterReader
     from gpu_inference.adapters.prometheus import Prometheus
-    from gpu_inference.cost import render
-    from gpu_inference.cost.prices import load_price_book
-    from gpu_inference.cost.report import cost_report_from_run, to_csv, to_json
-    from gpu_inference.cost.stack import load_stack
-    from gpu_inference.cost.window import cost_report_from_window
-    from gpu_inference.loadtest.cluster import ClusterReader
+    from gpu_inference.domain.prices import load_price_book
+    from gpu_inference.domain.stack import load_stack
+    from gpu_inference.rendering import cost_tables as render
+    from gpu_inference.services.cost.report import cost_report_from_run, to_csv, to_json
+    from gpu_inference.services.cost.window import cost_report_from_window
 
     with user_errors():
         stack = load_stack(config or eksctl_config(), _chart(chart), values or [])
@@ -276,7 +276,7 @@ def prices_show(
     prices: PricesOpt = None,
 ) -> None:
     """Print the price book in use, with every source and date."""
-    from gpu_inference.cost.prices import available, load_price_book
+    from gpu_inference.domain.prices import available, load_price_book
 
     with user_errors():
         book = load_price_book(region, prices)
@@ -306,9 +306,9 @@ def prices_refresh(
     ] = None,
 ) -> None:
     """Fetch current prices from the AWS Price List API (needs AWS credentials)."""
-    from gpu_inference.cluster_spec import load_cluster_spec
-    from gpu_inference.cost.aws_pricing import aws_clients, refresh_price_book
-    from gpu_inference.cost.prices import load_price_book, user_dir, write_price_book
+    from gpu_inference.adapters.aws_pricing import aws_clients, refresh_price_book
+    from gpu_inference.domain.cluster_spec import load_cluster_spec
+    from gpu_inference.domain.prices import load_price_book, user_dir, write_price_book
 
     with user_errors():
         spec = load_cluster_spec(config or eksctl_config())

@@ -40,12 +40,12 @@ def demo(
     The default load (3 users at peak) saturates one simulated T4 replica and fits two under the
     80 % target, so a healthy stack scales 1 -> 2 and back.
     """
-    from gpu_inference import local
-    from gpu_inference.cost.render import report_table
-    from gpu_inference.cost.report import cost_report_from_run
-    from gpu_inference.loadtest.runner import VerifyOptions, run_verify_scaleup
-    from gpu_inference.local.cluster import LocalCluster
-    from gpu_inference.local.config import LocalClusterConfig
+    from gpu_inference.rendering.cost_tables import report_table
+    from gpu_inference.services import local
+    from gpu_inference.services.cost.report import cost_report_from_run
+    from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
+    from gpu_inference.services.local.cluster import LocalCluster
+    from gpu_inference.services.local.config import LocalClusterConfig
 
     passed = False
     with user_errors():

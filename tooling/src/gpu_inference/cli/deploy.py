@@ -10,14 +10,14 @@ from typing import Annotated
 import typer
 
 from gpu_inference import paths
+from gpu_inference.adapters.aws import AwsClients
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
-from gpu_inference.aws.deploy import Deployer, DeployOptions, DeployResult
-from gpu_inference.aws.progress import LogReporter, RichReporter
-from gpu_inference.aws.session import AwsClients
 from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
+from gpu_inference.services.eks.deploy import Deployer, DeployOptions, DeployResult
+from gpu_inference.services.eks.progress import LogReporter, RichReporter
 
 log = logging.getLogger(__name__)
 

@@ -10,18 +10,18 @@ from typing import Annotated
 import typer
 
 from gpu_inference import paths
+from gpu_inference.adapters.aws import AwsClients
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
-from gpu_inference.aws import eksctl_config
-from gpu_inference.aws.audit import AuditReport, audit
-from gpu_inference.aws.errors import ClusterConfigError, Problem
-from gpu_inference.aws.progress import LogReporter, RichReporter
-from gpu_inference.aws.session import AwsClients
-from gpu_inference.aws.teardown import Destroyer, DestroyOptions
 from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.deploy import DEFAULT_CONFIG, _configure_logging
+from gpu_inference.domain import eksctl_config
+from gpu_inference.errors import ClusterConfigError, Problem
+from gpu_inference.services.eks.audit import AuditReport, audit
+from gpu_inference.services.eks.progress import LogReporter, RichReporter
+from gpu_inference.services.eks.teardown import Destroyer, DestroyOptions
 
 log = logging.getLogger(__name__)
 

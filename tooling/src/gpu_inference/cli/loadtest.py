@@ -19,8 +19,8 @@ from rich.table import Table
 
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.logging_setup import is_interactive
+from gpu_inference.domain.timeline import APIS, DEFAULT_METRIC, RunReport, Target, TimelineSample
 from gpu_inference.errors import ConfigError
-from gpu_inference.loadtest.models import APIS, DEFAULT_METRIC, RunReport, Target, TimelineSample
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +119,18 @@ def resolve_target(
     api: str,
     simulated: bool,
 ) -> Target:
-    """--local asks gpu_inference.local for the local cluster's target; otherwise the explicit options."""
+    """--local asks services.local for the local cluster's target; otherwise the explicit options."""
     if local:
         if target is not None:
             raise ConfigError(
                 "--local/--target", "both given", "use --local for the local cluster or --target URL"
             )
         try:
-            from gpu_inference.local import target as local_target
+            from gpu_inference.services.local import target as local_target
         except ImportError as exc:
             raise ConfigError(
                 "--local",
-                "this checkout has no local cluster support (gpu_inference.local.target)",
+                "this checkout has no local cluster support (gpu_inference.services.local.target)",
                 "pass --target, --prometheus-url, --kubeconfig and --hpa explicitly",
             ) from exc
         resolved: Target = local_target(name)
@@ -272,7 +272,7 @@ def loadtest(
 ) -> None:
     """Run a load shape against the inference API and record a timeline (no verdict)."""
     args = dict(locals())
-    from gpu_inference.loadtest.runner import LoadTestOptions, run_loadtest
+    from gpu_inference.services.loadtest.runner import LoadTestOptions, run_loadtest
 
     with user_errors():
         options = LoadTestOptions(

@@ -8,8 +8,8 @@ import logging
 import typer
 
 from gpu_inference.cli.common import user_errors
-from gpu_inference.local.cluster import LocalCluster
-from gpu_inference.local.config import LocalClusterConfig
+from gpu_inference.services.local.cluster import LocalCluster
+from gpu_inference.services.local.config import LocalClusterConfig
 
 log = logging.getLogger(__name__)
 local_app = typer.Typer(

@@ -38,7 +38,7 @@ from gpu_inference.cli.loadtest import (
     shared_options,
     summary_line,
 )
-from gpu_inference.loadtest.models import DEFAULT_METRIC
+from gpu_inference.domain.timeline import DEFAULT_METRIC
 
 
 def verify_scaleup(
@@ -97,7 +97,7 @@ def verify_scaleup(
 ) -> None:
     """Load test that passes only if the stack scaled up (and back down) as designed."""
     args = dict(locals())
-    from gpu_inference.loadtest.runner import VerifyOptions, run_verify_scaleup
+    from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 
     with user_errors():
         options = VerifyOptions(

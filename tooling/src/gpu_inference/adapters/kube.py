@@ -1,0 +1,251 @@
+"""Read what the autoscaling loop is doing, through the Kubernetes API: HPA, workload, pods, nodes.
+
+Everything comes back as the plain models of loadtest.models, so the verdict rules and the
+cost report never touch Kubernetes client objects. The HPA's target, bounds and scale-down
+window are read from the HPA object itself, never assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
+from urllib3.exceptions import HTTPError
+
+from gpu_inference.domain.cluster_spec import ACCELERATOR_LABEL, GPU_RESOURCE, NODE_POOL_LABEL
+from gpu_inference.domain.timeline import HpaCondition, HpaSpec, HpaStatus, NodeInfo, PodInfo, WorkloadStatus
+from gpu_inference.errors import ConfigError, GpuInferenceError
+
+log = logging.getLogger(__name__)
+
+INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
+CAPACITY_TYPE_LABELS = ("eks.amazonaws.com/capacityType", "karpenter.sh/capacity-type")
+#: Conditions reasons with which the HPA says it could not read its metric (kubernetes#61007).
+METRIC_FAILURE_REASONS = frozenset(
+    {
+        "FailedGetPodsMetric",
+        "FailedGetObjectMetric",
+        "FailedGetExternalMetric",
+        "FailedGetResourceMetric",
+        "FailedGetContainerResourceMetric",
+        "FailedComputeMetricsReplicas",
+        "InvalidMetricSourceType",
+    }
+)
+
+
+class ClusterReadError(GpuInferenceError):
+    """The Kubernetes API could not be read (one sample's worth: the sampler records it and goes on)."""
+
+
+def _quantity(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(parse_quantity(str(value)))
+
+
+def _ready(conditions: list[Any] | None) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
+
+
+def node_info(node: Any) -> NodeInfo:
+    """A V1Node as cost and capacity see it."""
+    labels = node.metadata.labels or {}
+    alloc = (node.status.allocatable if node.status else None) or {}
+    gpus = int(_quantity(alloc.get(GPU_RESOURCE)) or 0)
+    capacity = next((labels[k] for k in CAPACITY_TYPE_LABELS if k in labels), None)
+    if capacity is not None:
+        capacity = capacity.upper().replace("-", "_")  # karpenter's on-demand/spot -> EKS' ON_DEMAND/SPOT
+    pool = labels.get(NODE_POOL_LABEL)
+    return NodeInfo(
+        name=node.metadata.name,
+        instance_type=next((labels[k] for k in INSTANCE_TYPE_LABELS if k in labels), None),
+        capacity_type=capacity,
+        pool=pool,
+        gpus=gpus,
+        is_gpu=gpus > 0 or pool == "gpu" or ACCELERATOR_LABEL in labels,
+        ready=_ready(node.status.conditions if node.status else None),
+    )
+
+
+def pod_info(pod: Any) -> PodInfo:
+    status = pod.status
+    phase = (status.phase if status else None) or "Unknown"
+    return PodInfo(
+        name=pod.metadata.name,
+        phase="Terminating" if pod.metadata.deletion_timestamp is not None else phase,
+        ready=_ready(status.conditions if status else None),
+        node=pod.spec.node_name if pod.spec else None,
+    )
+
+
+def _metric_of(entry: Any) -> tuple[str | None, Any, Any]:
+    """(metric name, target-or-current block) for one HPA metric spec/status entry."""
+    kind = entry.type
+    block = {"Pods": entry.pods, "Object": entry.object, "External": entry.external}.get(kind)
+    if block is None or block.metric is None:
+        return None, None, None
+    return block.metric.name, getattr(block, "target", None), getattr(block, "current", None)
+
+
+def hpa_spec(hpa: Any, metric_name: str) -> HpaSpec:
+    """The HPA's scaling contract for `metric_name`. ConfigError when the HPA doesn't use it."""
+    spec = hpa.spec
+    where = f"HPA {hpa.metadata.namespace}/{hpa.metadata.name}"
+    found = []
+    for entry in spec.metrics or []:
+        name, target, _ = _metric_of(entry)
+        found.append(f"{entry.type}:{name}")
+        if name == metric_name and target is not None:
+            value = _quantity(target.average_value if target.average_value is not None else target.value)
+            if value is None:
+                raise ConfigError(
+                    where, f"metric {metric_name} has no target value", "give it target.averageValue"
+                )
+            behavior = spec.behavior
+            window = None
+            if behavior is not None and behavior.scale_down is not None:
+                window = behavior.scale_down.stabilization_window_seconds
+            return HpaSpec(
+                name=hpa.metadata.name,
+                namespace=hpa.metadata.namespace,
+                target_kind=spec.scale_target_ref.kind,
+                target_name=spec.scale_target_ref.name,
+                min_replicas=spec.min_replicas if spec.min_replicas is not None else 1,
+                max_replicas=spec.max_replicas,
+                metric_name=metric_name,
+                target_value=value,
+                scale_down_stabilization_s=window if window is not None else 300,
+            )
+    raise ConfigError(
+        where,
+        f"does not scale on {metric_name} (its metrics: {', '.join(found) or 'none'})",
+        "install the chart with GPU autoscaling on, or pass --metric with the metric it uses",
+    )
+
+
+def hpa_status(hpa: Any, metric_name: str) -> HpaStatus:
+    status = hpa.status
+    current = None
+    for entry in (status.current_metrics if status else None) or []:
+        name, _, cur = _metric_of(entry)
+        if name == metric_name and cur is not None:
+            current = _quantity(cur.average_value if cur.average_value is not None else cur.value)
+    return HpaStatus(
+        current_replicas=(status.current_replicas if status else None) or 0,
+        desired_replicas=(status.desired_replicas if status else None) or 0,
+        current_value=current,
+        conditions=[
+            HpaCondition(type=c.type, status=c.status, reason=c.reason or "", message=c.message or "")
+            for c in (status.conditions if status else None) or []
+        ],
+    )
+
+
+class ClusterReader:
+    """Reads one HPA, its scale target, that target's pods and the cluster's nodes."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        hpa_name: str,
+        *,
+        context: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if not kubeconfig.is_file():
+            raise ConfigError("--kubeconfig", f"{kubeconfig} not found", "pass the cluster's kubeconfig file")
+        try:
+            self.api = config.new_client_from_config(
+                config_file=str(kubeconfig), context=context, persist_config=False
+            )
+        except config.ConfigException as exc:
+            raise ConfigError(
+                "--kubeconfig", f"{kubeconfig}: {exc}", "pass a valid kubeconfig (and --kube-context)"
+            ) from exc
+        self.namespace = namespace
+        self.hpa_name = hpa_name
+        self.timeout_s = timeout_s
+        self._autoscaling = client.AutoscalingV2Api(self.api)
+        self._apps = client.AppsV1Api(self.api)
+        self._core = client.CoreV1Api(self.api)
+        self._selector: str | None = None
+
+    def close(self) -> None:
+        self.api.close()
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except ApiException as exc:
+            raise ClusterReadError(f"reading {what}: HTTP {exc.status} {exc.reason}") from exc
+        except (HTTPError, OSError) as exc:
+            raise ClusterReadError(
+                f"reading {what}: Kubernetes API not reachable ({type(exc).__name__})"
+            ) from exc
+
+    def _hpa(self) -> Any:
+        with self._reading(f"HPA {self.namespace}/{self.hpa_name}"):
+            return self._autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                self.hpa_name, self.namespace, _request_timeout=self.timeout_s
+            )
+
+    def hpa_spec(self, metric_name: str) -> HpaSpec:
+        try:
+            hpa = self._hpa()
+        except ClusterReadError as exc:
+            raise ConfigError(
+                "--hpa",
+                str(exc),
+                f"check --namespace {self.namespace} and --hpa (`kubectl get hpa -n {self.namespace}`)",
+            ) from exc
+        return hpa_spec(hpa, metric_name)
+
+    def hpa_status(self, metric_name: str) -> HpaStatus:
+        return hpa_status(self._hpa(), metric_name)
+
+    def _read_target(self, spec: HpaSpec) -> Any:
+        with self._reading(f"{spec.target_kind} {self.namespace}/{spec.target_name}"):
+            if spec.target_kind == "Deployment":
+                return self._apps.read_namespaced_deployment(
+                    spec.target_name, self.namespace, _request_timeout=self.timeout_s
+                )
+            if spec.target_kind == "StatefulSet":
+                return self._apps.read_namespaced_stateful_set(
+                    spec.target_name, self.namespace, _request_timeout=self.timeout_s
+                )
+        raise ConfigError(
+            f"HPA {spec.name} scaleTargetRef.kind",
+            f"{spec.target_kind} is not supported",
+            "scale a Deployment",
+        )
+
+    def workload(self, spec: HpaSpec) -> WorkloadStatus:
+        obj = self._read_target(spec)
+        labels = (obj.spec.selector.match_labels if obj.spec.selector else None) or {}
+        self._selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        return WorkloadStatus(
+            replicas=(obj.status.replicas if obj.status else None) or 0,
+            ready_replicas=(obj.status.ready_replicas if obj.status else None) or 0,
+        )
+
+    def pods(self) -> list[PodInfo]:
+        """The scale target's pods (call workload() first so the selector is known)."""
+        with self._reading(f"pods in {self.namespace}"):
+            items = self._core.list_namespaced_pod(
+                self.namespace, label_selector=self._selector or None, _request_timeout=self.timeout_s
+            ).items
+        return [pod_info(p) for p in items]
+
+    def nodes(self) -> list[NodeInfo]:
+        with self._reading("nodes"):
+            items = self._core.list_node(_request_timeout=self.timeout_s).items
+        return [node_info(n) for n in items]

@@ -1,0 +1,287 @@
+"""Typed models shared by the sampler, the verdict rules, the cost report and report.json.
+
+Everything a run observes is a TimelineSample; everything it concludes is a RunReport.
+Both serialise to JSON unchanged (report.json, timeline.jsonl).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gpu_inference.domain.cost_models import CostReport
+from gpu_inference.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+#: The GPU utilization metric of the design (dcgm-exporter), used by the HPA and the timeline.
+DEFAULT_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+#: Inference APIs the locust users in loadtest/users/ speak, one file each.
+APIS = ("openai", "tgi", "triton")
+
+#: Before the load (waiting, baseline), during it, and after it (watching the scale-down).
+Phase = Literal["baseline", "load", "tail"]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class Target(BaseModel):
+    """Where a load test sends traffic and where it watches the stack.
+
+    `simulated` is True when the GPUs behind it are the GPU simulator (local cluster): every
+    report then says that its GPU figures are simulated.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    url: str
+    prometheus_url: str | None = None
+    kubeconfig: Path | None = None
+    namespace: str = "gpu-inference"
+    hpa_name: str | None = None
+    simulated: bool = False
+    kube_context: str | None = None
+    api: str = "openai"
+    name: str = ""
+
+    @field_validator("url", "prometheus_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"'{v}' is not an http(s) URL (e.g. http://127.0.0.1:8000)")
+        return v.rstrip("/") if v else v
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not _DNS_LABEL.match(v):
+            raise ValueError(f"'{v}' is not a valid namespace name (lowercase letters, digits, '-')")
+        return v
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        if v not in APIS:
+            raise ValueError(f"unknown API '{v}', expected one of {', '.join(APIS)}")
+        return v
+
+    @property
+    def watches_cluster(self) -> bool:
+        return self.kubeconfig is not None and self.hpa_name is not None
+
+
+# ---------------------------------------------------------------- timeline
+
+
+class LocustPoint(BaseModel):
+    """Locust's aggregated stats at one second (its stats-history CSV row)."""
+
+    ts: float
+    users: int
+    rps: float
+    fail_rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    total_requests: int
+    total_failures: int
+    #: Mean response body size so far (locust's "Total Average Content Size").
+    avg_content_bytes: float | None = None
+
+
+class TokenPoint(BaseModel):
+    """Cumulative token counts reported by the inference API, as the locust users counted them."""
+
+    ts: float
+    responses: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class PodGpu(BaseModel):
+    """DCGM figures for one pod's GPU (averaged over its GPUs)."""
+
+    pod: str
+    util: float | None = None
+    fb_used_mib: float | None = None
+    temp_c: float | None = None
+
+
+class PodInfo(BaseModel):
+    name: str
+    phase: str
+    ready: bool
+    node: str | None = None
+
+
+class NodeInfo(BaseModel):
+    """A node as cost and capacity see it; labels as EKS (and the local cluster) set them."""
+
+    name: str
+    instance_type: str | None = None
+    capacity_type: str | None = None
+    pool: str | None = None
+    gpus: int = 0
+    is_gpu: bool = False
+    ready: bool = True
+
+
+class HpaCondition(BaseModel):
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+
+
+class HpaStatus(BaseModel):
+    current_replicas: int
+    desired_replicas: int
+    #: The HPA's own view of the GPU metric (status.currentMetrics), None when it has none.
+    current_value: float | None = None
+    conditions: list[HpaCondition] = Field(default_factory=list)
+
+
+class WorkloadStatus(BaseModel):
+    """The scale target (Deployment/StatefulSet): replicas and how many are Ready."""
+
+    replicas: int
+    ready_replicas: int
+
+
+class TimelineSample(BaseModel):
+    """Everything observed at one moment of a run. Sources that failed leave None and an error."""
+
+    t: float
+    elapsed_s: float
+    phase: Phase
+    locust: LocustPoint | None = None
+    tokens: TokenPoint | None = None
+    gpu: list[PodGpu] = Field(default_factory=list)
+    #: Mean GPU utilization over the workload's pods (what the HPA averages), from Prometheus.
+    gpu_util_mean: float | None = None
+    hpa: HpaStatus | None = None
+    workload: WorkloadStatus | None = None
+    pods: list[PodInfo] = Field(default_factory=list)
+    nodes: list[NodeInfo] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def gpu_nodes(self) -> list[NodeInfo]:
+        return [n for n in self.nodes if n.is_gpu]
+
+    @property
+    def utilization(self) -> float | None:
+        """Prometheus' per-pod mean if there is one, else the HPA's own current value."""
+        if self.gpu_util_mean is not None:
+            return self.gpu_util_mean
+        return self.hpa.current_value if self.hpa else None
+
+
+class HpaSpec(BaseModel):
+    """What the HPA object says about scaling (read from the cluster, never assumed)."""
+
+    name: str
+    namespace: str
+    target_kind: str
+    target_name: str
+    min_replicas: int
+    max_replicas: int
+    metric_name: str
+    target_value: float
+    scale_down_stabilization_s: int = 300
+
+
+# ---------------------------------------------------------------- report
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+
+
+class Criteria(BaseModel):
+    """The bounds a verify-scaleup run is judged against."""
+
+    slo_p95_ms: float = Field(gt=0)
+    max_error_ratio: float = Field(ge=0, le=1)
+    scale_up_within_s: float = Field(gt=0)
+    scale_down_within_s: float | None = Field(default=None, gt=0)
+    skip_scale_down: bool = False
+    hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
+
+
+class ShapeInfo(BaseModel):
+    name: str
+    path: str
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class RunInfo(BaseModel):
+    tool_version: str
+    started_at: str
+    ended_at: str
+    load_started_at: float
+    load_stopped_at: float | None
+    interval_s: float
+    target: Target
+    shape: ShapeInfo
+    out_dir: str
+    locust_exit_code: int | None = None
+
+
+class Measurements(BaseModel):
+    """Figures measured from the timeline. None means the run gave no evidence for it."""
+
+    initial_replicas: int | None = None
+    peak_replicas: int | None = None
+    peak_ready_replicas: int | None = None
+    final_replicas: int | None = None
+    utilization_target: float | None = None
+    #: Seconds after load start when mean utilization first exceeded the HPA's scale-up threshold.
+    utilization_crossed_at_s: float | None = None
+    seconds_to_first_scale_up: float | None = None
+    seconds_to_ready: float | None = None
+    seconds_to_scale_down: float | None = None
+    max_p95_ms: float | None = None
+    error_ratio: float | None = None
+    total_requests: int = 0
+    total_failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    max_gpu_nodes: int | None = None
+    mean_rps: float | None = None
+
+
+class RunReport(Measurements):
+    """report.json: a load test (kind loadtest, passed None) or a verify-scaleup verdict."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["loadtest", "verify-scaleup"]
+    passed: bool | None = None
+    reasons: list[str] = Field(default_factory=list)
+    simulated: bool
+    checks: list[Check] = Field(default_factory=list)
+    criteria: Criteria | None = None
+    hpa: HpaSpec | None = None
+    run: RunInfo
+    cost: CostReport | None = None
+    timeline: list[TimelineSample] = Field(default_factory=list)
+
+
+def load_report(run_dir: Path) -> RunReport:
+    """Read report.json from a load test's output directory."""
+    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
+    if not path.is_file():
+        raise ConfigError(
+            "--run",
+            f"{path} not found",
+            "pass the --out directory of a `gpu-inference loadtest` or verify-scaleup run",
+        )
+    try:
+        return RunReport.model_validate_json(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(
+            "--run", f"{path} is not a report.json this tool wrote: {exc}", "rerun the load test"
+        ) from exc

@@ -1,0 +1,1 @@
+"""Services: use cases (EKS deploy/destroy, local cluster, load runs, cost) built on domain + adapters."""

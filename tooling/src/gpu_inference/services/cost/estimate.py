@@ -1,0 +1,289 @@
+"""$/hour and $/month of the stack at minimum, typical and maximum scale, item by item.
+
+Inputs: eksctl/cluster.yaml and the chart values (through cost.stack), a price book, and
+stated assumptions for what no config file says (traffic volumes, LCUs, the typical size).
+It also checks the design's "about $1.50 per hour" claim: which GPU node counts give it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from gpu_inference.domain.cost_items import overhead_items
+from gpu_inference.domain.cost_models import CostItem, PriceBookInfo
+from gpu_inference.domain.prices import HOURS_PER_MONTH, PriceBook
+from gpu_inference.domain.stack import NodeGroupCost, StackInputs
+from gpu_inference.errors import ConfigError
+
+DESIGN_CLAIM_USD_PER_HOUR = 1.50
+
+
+class Assumptions(BaseModel):
+    """What the config files don't say. Each one is printed with the estimate."""
+
+    typical_gpu_nodes: int | None = Field(default=None, ge=0)
+    lcu_per_hour: float = Field(default=1.0, ge=0)
+    egress_gb_month: float = Field(default=10.0, ge=0)
+    nat_gb_month: float | None = Field(default=None, ge=0)
+    claim_usd_per_hour: float = Field(default=DESIGN_CLAIM_USD_PER_HOUR, gt=0)
+    claim_tolerance: float = Field(default=0.10, ge=0, lt=1)
+
+
+class Scenario(BaseModel):
+    name: str
+    gpu_nodes: int
+    system_nodes: int
+    #: Hourly items: quantity x unit price = $ per hour.
+    items: list[CostItem]
+    usd_per_hour: float
+    usd_per_month: float
+
+
+class ClaimRow(BaseModel):
+    variant: str
+    gpu_nodes: int
+    usd_per_hour: float
+    matches: bool
+
+
+class ClaimCheck(BaseModel):
+    claim_usd_per_hour: float
+    tolerance: float
+    rows: list[ClaimRow]
+    verdict: str
+
+
+class CostEstimate(BaseModel):
+    cluster: str
+    region: str
+    prices: PriceBookInfo
+    stack: StackInputs
+    assumptions: list[str]
+    scenarios: list[Scenario]
+    claim: ClaimCheck
+    notes: list[str] = Field(default_factory=list)
+
+
+def _fill(groups: tuple[NodeGroupCost, ...], total: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Spread `total` nodes over groups: each starts at its given size, extra goes in order up to max."""
+    out = dict(sizes)
+    extra = total - sum(out.values())
+    for g in groups:
+        if extra <= 0:
+            break
+        add = min(extra, g.max_size - out[g.name])
+        out[g.name] += add
+        extra -= add
+    return out
+
+
+def _items(
+    stack: StackInputs, prices: PriceBook, counts: dict[str, int], a: Assumptions, nat_gb_month: float
+) -> list[CostItem]:
+    """$ per hour at the given node counts: the overhead, then nodes, volumes, traffic.
+
+    Every scenario gets the same items in the same order (quantities may be 0), so they line up.
+    """
+    items = overhead_items(stack, prices, a.lcu_per_hour)
+    node_gib = 0.0
+    public_nodes = 0
+    for g in stack.node_groups:
+        n = counts[g.name]
+        price, note = prices.node_hourly(g.instance_type, g.capacity_type)
+        kind = "GPU nodes" if g.is_gpu else "system nodes"
+        items.append(
+            CostItem(
+                name=f"{kind} ({g.name}: {g.instance_type} {g.capacity_type})",
+                quantity=n,
+                unit="node",
+                unit_usd=price,
+                cost_usd=None if price is None else n * price,
+                note=note,
+            )
+        )
+        node_gib += n * g.volume_gib
+        public_nodes += n if g.public_ip else 0
+    gb_hour = prices.ebs_gp3_gb_month.usd / HOURS_PER_MONTH
+    items.append(
+        CostItem(
+            name="EBS gp3: node root volumes",
+            quantity=node_gib,
+            unit="GiB",
+            unit_usd=gb_hour,
+            cost_usd=node_gib * gb_hour,
+        )
+    )
+    items.append(
+        CostItem(
+            name="public IPv4: nodes",
+            quantity=public_nodes,
+            unit="address",
+            unit_usd=prices.public_ipv4_hour.usd,
+            cost_usd=public_nodes * prices.public_ipv4_hour.usd,
+            note="nodes in public subnets (privateNetworking unset)",
+        )
+    )
+    egress = a.egress_gb_month / HOURS_PER_MONTH
+    if stack.load_balancer == "clb":
+        items.append(
+            CostItem(
+                name="CLB data processed",
+                quantity=egress,
+                unit="GB",
+                unit_usd=prices.clb_gb.usd,
+                cost_usd=egress * prices.clb_gb.usd,
+                note="assumed traffic",
+            )
+        )
+    if stack.nat_gateways:
+        gb = nat_gb_month / HOURS_PER_MONTH
+        items.append(
+            CostItem(
+                name="NAT gateway data processed",
+                quantity=gb,
+                unit="GB",
+                unit_usd=prices.nat_gateway_gb.usd,
+                cost_usd=gb * prices.nat_gateway_gb.usd,
+                note="assumed traffic",
+            )
+        )
+    items.append(
+        CostItem(
+            name="data transfer out to the internet",
+            quantity=egress,
+            unit="GB",
+            unit_usd=prices.data_transfer_out_gb.usd,
+            cost_usd=egress * prices.data_transfer_out_gb.usd,
+            note="assumed traffic",
+        )
+    )
+    return items
+
+
+def _total(items: list[CostItem]) -> float:
+    return sum(i.cost_usd or 0.0 for i in items)
+
+
+def estimate_cost(
+    stack: StackInputs, prices: PriceBook, assumptions: Assumptions | None = None
+) -> CostEstimate:
+    a = assumptions or Assumptions()
+    if prices.region != stack.region:
+        raise ConfigError(
+            "--prices / region",
+            f"the price file is for {prices.region}, the cluster runs in {stack.region}",
+            f"pass a price file for {stack.region} (or refresh prices for it)",
+        )
+    gpu_groups = stack.gpu_groups
+    gpu_min = max(sum(g.min_size for g in gpu_groups), stack.gpu_nodes_for_replicas(stack.hpa_min_replicas))
+    gpu_cap = sum(g.max_size for g in gpu_groups)
+    gpu_max = min(gpu_cap, stack.gpu_nodes_for_replicas(stack.hpa_max_replicas))
+    notes: list[str] = []
+    if stack.gpu_nodes_for_replicas(stack.hpa_max_replicas) > gpu_cap:
+        notes.append(
+            f"HPA maxReplicas {stack.hpa_max_replicas} needs "
+            f"{stack.gpu_nodes_for_replicas(stack.hpa_max_replicas)} GPU nodes but the GPU node groups allow "
+            f"{gpu_cap}: pods beyond that stay Pending "
+            "(raise maxSize in eksctl/cluster.yaml or lower maxReplicas)"
+        )
+    typical = a.typical_gpu_nodes if a.typical_gpu_nodes is not None else min(gpu_min + 1, gpu_max)
+    if not gpu_min <= typical <= gpu_max:
+        raise ConfigError(
+            "--typical-gpu-nodes",
+            f"{typical} is outside {gpu_min}..{gpu_max}",
+            f"give a value between {gpu_min} and {gpu_max}",
+        )
+    all_public = all(g.public_ip for g in stack.node_groups)
+    nat_gb = a.nat_gb_month if a.nat_gb_month is not None else (0.0 if all_public else 100.0)
+    gpu_start = {g.name: g.min_size for g in gpu_groups}
+
+    def scenario(name: str, gpu_nodes: int, system: str, st: StackInputs = stack) -> Scenario:
+        counts = _fill(gpu_groups, gpu_nodes, gpu_start)
+        for g in st.system_groups:
+            counts[g.name] = {"min": g.min_size, "desired": g.desired, "max": g.max_size}[system]
+        items = _items(st, prices, counts, a, nat_gb)
+        hourly = _total(items)
+        return Scenario(
+            name=name,
+            gpu_nodes=gpu_nodes,
+            system_nodes=sum(counts[g.name] for g in st.system_groups),
+            items=items,
+            usd_per_hour=hourly,
+            usd_per_month=hourly * HOURS_PER_MONTH,
+        )
+
+    scenarios = [
+        scenario("minimum", gpu_min, "min"),
+        scenario("typical", typical, "desired"),
+        scenario("maximum", gpu_max, "max"),
+    ]
+    variants = [("as configured", stack)]
+    if stack.load_balancer != "alb":
+        with_alb = stack.model_copy(
+            update={"load_balancer": "alb", "load_balancer_public_ips": stack.availability_zones}
+        )
+        variants.append(("with the design's internet-facing ALB", with_alb))
+    rows = []
+    for label, st in variants:
+        for n in range(gpu_min, gpu_max + 1):
+            usd = scenario(f"{n} GPU nodes", n, "min", st).usd_per_hour
+            rows.append(
+                ClaimRow(
+                    variant=label,
+                    gpu_nodes=n,
+                    usd_per_hour=usd,
+                    matches=abs(usd - a.claim_usd_per_hour) <= a.claim_tolerance * a.claim_usd_per_hour,
+                )
+            )
+    claim = ClaimCheck(
+        claim_usd_per_hour=a.claim_usd_per_hour,
+        tolerance=a.claim_tolerance,
+        rows=rows,
+        verdict=_claim_verdict(rows, a, gpu_groups[0].instance_type),
+    )
+    stated = [
+        f"{HOURS_PER_MONTH:g} hours per month",
+        f"typical scale: {typical} GPU node(s)"
+        + (
+            " (--typical-gpu-nodes)"
+            if a.typical_gpu_nodes is not None
+            else " (default: minimum + 1, one scale-up)"
+        ),
+        f"load balancer: {a.lcu_per_hour:g} LCU per hour",
+        f"data transfer out to the internet: {a.egress_gb_month:g} GB/month",
+        f"NAT gateway data processed: {nat_gb:g} GB/month"
+        + (
+            " (nodes in public subnets send their traffic past the NAT)"
+            if a.nat_gb_month is None and all_public
+            else ""
+        ),
+        "system node groups at minSize (minimum), desiredCapacity (typical), maxSize (maximum)",
+        "free tiers ignored; taxes, support plans, CloudWatch and ECR storage not included",
+    ]
+    return CostEstimate(
+        cluster=stack.cluster_name,
+        region=stack.region,
+        prices=prices.info,
+        stack=stack,
+        assumptions=stated,
+        scenarios=scenarios,
+        claim=claim,
+        notes=[*notes, *stack.notes, *prices.notes],
+    )
+
+
+def _claim_verdict(rows: list[ClaimRow], a: Assumptions, gpu_type: str) -> str:
+    lo, hi = a.claim_usd_per_hour * (1 - a.claim_tolerance), a.claim_usd_per_hour * (1 + a.claim_tolerance)
+    band = f"${a.claim_usd_per_hour:.2f}/h +/-{a.claim_tolerance:.0%} (${lo:.2f}-${hi:.2f})"
+    hit = [r for r in rows if r.matches]
+    miss = [r for r in rows if not r.matches]
+
+    def listing(rs: list[ClaimRow]) -> str:
+        return "; ".join(f"{r.gpu_nodes} x {gpu_type} {r.variant}: ${r.usd_per_hour:.2f}/h" for r in rs)
+
+    if not hit:
+        return f"No configuration of this cluster costs {band}: {listing(rows)}."
+    return (
+        f"{band} holds for: {listing(hit)}. It does not for: {listing(miss)}. "
+        "Everything but the GPU nodes is at its minimum in these rows."
+    )

@@ -1,0 +1,387 @@
+"""Preflight for `gpu-inference deploy`: everything that can be known before anything is created.
+
+Each check returns a CheckResult (name, ok, detail, fix); `run_preflight` runs them all, so a
+user sees every problem at once, then raises PreflightError if any failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import botocore.exceptions
+
+from gpu_inference.adapters.aws import AwsClients, aws_call, error_code
+from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl, parse_version
+from gpu_inference.domain import versions
+from gpu_inference.domain.eksctl_config import ClusterConfig, newest_standard_version
+from gpu_inference.errors import (
+    AwsError,
+    GpuInferenceError,
+    PreflightError,
+    ToolFailedError,
+    ToolNotFoundError,
+)
+from gpu_inference.services.eks.chart_check import ChartFacts, check_alignment, extract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        mark = "ok" if self.ok else "FAILED"
+        tail = f" Fix: {self.fix}" if (self.fix and not self.ok) else ""
+        return f"{self.name}: {mark}: {self.detail}.{tail}"
+
+
+class ChartTool(Protocol):
+    """What preflight needs from gpu_inference.adapters.helm.Helm."""
+
+    def version(self) -> str: ...
+
+    def lint(self, chart: Path, *, values_files: Sequence[Path] = (), timeout_s: int = 120) -> None: ...
+
+    def template(
+        self,
+        release: str,
+        chart: Path,
+        *,
+        namespace: str,
+        values_files: Sequence[Path] = (),
+        set_values: Any = None,
+        timeout_s: int = 120,
+    ) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class PreflightContext:
+    cfg: ClusterConfig
+    clients: AwsClients
+    eksctl: Eksctl
+    helm: Callable[[], ChartTool]
+    kubectl_version: Callable[[], str]
+    chart: Path
+    release: str
+    namespace: str
+    values_files: Sequence[Path] = ()
+    today: dt.date = field(default_factory=dt.date.today)
+    skip_quota: bool = False
+    #: filled by the chart checks, used by deploy (does the chart render an Ingress?)
+    chart_facts: ChartFacts | None = None
+    account: str | None = None
+
+
+def _semver(text: str) -> tuple[int, int, int]:
+    return parse_version(text)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def check_eksctl(ctx: PreflightContext) -> CheckResult:
+    try:
+        v = ctx.eksctl.version()
+    except ToolNotFoundError:
+        return CheckResult("eksctl", False, "eksctl is not installed", INSTALL_HINT)
+    except ToolFailedError as exc:
+        return CheckResult("eksctl", False, f"`eksctl version` failed: {exc}", "reinstall eksctl")
+    if v < versions.MIN_EKSCTL_VERSION:
+        need = ".".join(map(str, versions.MIN_EKSCTL_VERSION))
+        return CheckResult(
+            "eksctl",
+            False,
+            f"version {'.'.join(map(str, v))} is older than {need}",
+            f"upgrade eksctl to >= {need}",
+        )
+    return CheckResult("eksctl", True, f"version {'.'.join(map(str, v))}")
+
+
+def check_helm(ctx: PreflightContext) -> CheckResult:
+    try:
+        text = ctx.helm().version()
+        v = _semver(text)
+    except ToolNotFoundError as exc:
+        return CheckResult(
+            "helm", False, str(exc), "run `make tools` (builds the pinned helm) or install helm 3"
+        )
+    except (ToolFailedError, ValueError) as exc:
+        return CheckResult("helm", False, f"cannot read the helm version: {exc}", "reinstall helm 3")
+    need = ".".join(map(str, versions.MIN_HELM_VERSION))
+    if v < versions.MIN_HELM_VERSION or v[0] > versions.MAX_HELM_MAJOR:
+        return CheckResult(
+            "helm",
+            False,
+            f"version {text} is not in [{need}, {versions.MAX_HELM_MAJOR + 1})",
+            "use helm 3 (make tools)",
+        )
+    return CheckResult("helm", True, f"version {text}")
+
+
+def check_kubectl(ctx: PreflightContext) -> CheckResult:
+    try:
+        text = ctx.kubectl_version()
+        v = _semver(text)
+    except ToolNotFoundError as exc:
+        return CheckResult("kubectl", False, str(exc), "run `make tools` (builds kubectl) or install kubectl")
+    except (ToolFailedError, ValueError) as exc:
+        return CheckResult("kubectl", False, f"cannot read the kubectl version: {exc}", "reinstall kubectl")
+    major, minor = (int(x) for x in ctx.cfg.metadata.version.split("."))
+    skew = abs(v[1] - minor) if v[0] == major else 99
+    if skew > versions.KUBECTL_MAX_MINOR_SKEW:
+        return CheckResult(
+            "kubectl",
+            False,
+            f"client {text} is more than {versions.KUBECTL_MAX_MINOR_SKEW} minor away from the cluster's "
+            f"{ctx.cfg.metadata.version}",
+            f"use kubectl {ctx.cfg.metadata.version}.x (make tools builds a matching one)",
+        )
+    return CheckResult("kubectl", True, f"client {text}")
+
+
+# --------------------------------------------------------------------------- AWS
+
+
+def check_identity(ctx: PreflightContext) -> CheckResult:
+    try:
+        with aws_call("sts:GetCallerIdentity"):
+            ident = ctx.clients.client("sts").get_caller_identity()
+    except AwsError as exc:
+        return CheckResult("aws identity", False, exc.detail, exc.fix)
+    ctx.account = str(ident["Account"])
+    return CheckResult("aws identity", True, f"account {ident['Account']} as {ident['Arn']}")
+
+
+def check_region(ctx: PreflightContext) -> CheckResult:
+    region = ctx.cfg.metadata.region
+    known = ctx.clients.available_regions("eks")
+    if region not in known:
+        return CheckResult(
+            "aws region",
+            False,
+            f"{region!r} is not an EKS region",
+            "pass --region with an EKS region, e.g. us-east-1",
+        )
+    return CheckResult("aws region", True, region)
+
+
+def check_kubernetes_version(ctx: PreflightContext) -> CheckResult:
+    """EKS says whether the version is in standard support; the built-in calendar is the fallback."""
+    version = ctx.cfg.metadata.version
+    status: str | None = None
+    end: dt.date | None = None
+    source = "EKS DescribeClusterVersions"
+    try:
+        resp = ctx.clients.client("eks").describe_cluster_versions(clusterVersions=[version])
+        items = resp.get("clusterVersions") or []
+        if items:
+            status = str(items[0].get("versionStatus") or items[0].get("status") or "")
+            raw_end = items[0].get("endOfStandardSupportDate")
+            end = raw_end.date() if isinstance(raw_end, dt.datetime) else None
+        else:
+            status = "UNSUPPORTED"
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        log.debug("DescribeClusterVersions unavailable (%s); using the built-in calendar", exc)
+        source = "built-in calendar"
+        end = versions.EKS_STANDARD_SUPPORT_END.get(version)
+        status = "STANDARD_SUPPORT" if end and end > ctx.today else ("EXTENDED_SUPPORT" if end else None)
+    newest = newest_standard_version()
+    if status is None:
+        return CheckResult(
+            "kubernetes version",
+            False,
+            f"{version} is unknown to the built-in calendar and EKS could not be asked",
+            f"use --kubernetes-version {newest}",
+        )
+    if status != "STANDARD_SUPPORT":
+        return CheckResult(
+            "kubernetes version",
+            False,
+            f"{version} is {status} ({source}); extended support costs $0.60 per cluster-hour",
+            f"use --kubernetes-version {newest}",
+        )
+    if end is not None and end - ctx.today < versions.STANDARD_SUPPORT_MARGIN:
+        return CheckResult(
+            "kubernetes version",
+            False,
+            f"{version} leaves standard support on {end} ({source})",
+            f"use --kubernetes-version {newest}",
+        )
+    return CheckResult(
+        "kubernetes version", True, f"{version} in standard support until {end or '?'} ({source})"
+    )
+
+
+def _quota(ctx: PreflightContext, code: str) -> float:
+    sq = ctx.clients.client("service-quotas")
+    try:
+        return float(sq.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) != "NoSuchResourceException":
+            raise
+    # Never adjusted in this account: the AWS default applies.
+    return float(sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
+
+
+def _vcpus(ctx: PreflightContext, instance_types: set[str]) -> dict[str, int]:
+    with aws_call("ec2:DescribeInstanceTypes"):
+        resp = ctx.clients.client("ec2").describe_instance_types(InstanceTypes=sorted(instance_types))
+    return {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in resp["InstanceTypes"]}
+
+
+def check_gpu_quota(ctx: PreflightContext) -> list[CheckResult]:
+    """vCPU quota for G instances, on-demand and (with a spot group) spot, vs the groups' maxSize."""
+    if ctx.skip_quota:
+        return [CheckResult("G instance vCPU quota", True, "skipped (--skip-quota-check)")]
+    groups = ctx.cfg.gpu_node_groups
+    types = {t for ng in groups for t in ng.instance_types}
+    try:
+        vcpu = _vcpus(ctx, types)
+    except AwsError as exc:
+        return [CheckResult("G instance vCPU quota", False, exc.detail, exc.fix)]
+    results = []
+    for spot, code, label in (
+        (False, versions.QUOTA_ON_DEMAND_G_VT, "Running On-Demand G and VT instances"),
+        (True, versions.QUOTA_SPOT_G_VT, "All G and VT Spot Instance Requests"),
+    ):
+        chosen = [ng for ng in groups if ng.spot == spot]
+        if not chosen:
+            continue
+        need = sum((ng.maxSize or 0) * max(vcpu.get(t, 0) for t in ng.instance_types) for ng in chosen)
+        parts = ", ".join(f"{ng.name}: {ng.maxSize} x {ng.instance_types[0]}" for ng in chosen)
+        name = f"{'spot' if spot else 'on-demand'} G vCPU quota"
+        try:
+            with aws_call(f"servicequotas:GetServiceQuota {code}"):
+                have = _quota(ctx, code)
+        except AwsError as exc:
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    f"cannot read quota {code} ({label}): {exc.detail}",
+                    "allow servicequotas:GetServiceQuota, or check it in the Service Quotas console and pass "
+                    "--skip-quota-check",
+                )
+            )
+            continue
+        if have < need:
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    f"quota {code} ({label}) is {math.floor(have)} vCPUs in {ctx.cfg.metadata.region}, "
+                    f"the node groups can grow to {need} ({parts})",
+                    "request an increase: aws service-quotas request-service-quota-increase "
+                    "--service-code ec2 "
+                    f"--quota-code {code} --desired-value {need} --region {ctx.cfg.metadata.region} "
+                    "(or lower maxSize)",
+                )
+            )
+        else:
+            results.append(CheckResult(name, True, f"{math.floor(have)} vCPUs >= {need} needed ({parts})"))
+    return results
+
+
+def check_leftover_stacks(ctx: PreflightContext) -> CheckResult:
+    """A half-deleted cluster (stacks without a cluster) makes `eksctl create cluster` fail late."""
+    from gpu_inference.services.eks.audit import Auditor, describe_cluster
+
+    try:
+        cluster = describe_cluster(ctx.clients, ctx.cfg.metadata.name)
+        stacks = Auditor(ctx.clients, ctx.cfg.metadata.name).cloudformation_stacks()
+    except AwsError as exc:
+        return CheckResult("existing cluster", False, exc.detail, exc.fix)
+    if cluster is not None:
+        status = cluster.get("status")
+        if status in ("DELETING", "FAILED"):
+            return CheckResult(
+                "existing cluster",
+                False,
+                f"cluster {ctx.cfg.metadata.name} is {status}",
+                "run `make destroy`, then deploy again",
+            )
+        return CheckResult(
+            "existing cluster", True, f"cluster {ctx.cfg.metadata.name} exists ({status}): it will be reused"
+        )
+    if stacks:
+        return CheckResult(
+            "existing cluster",
+            False,
+            f"no cluster, but eksctl stacks remain: {[s.id for s in stacks]}",
+            "run `make destroy` to remove the half-deleted cluster, then deploy again",
+        )
+    return CheckResult(
+        "existing cluster", True, f"no cluster named {ctx.cfg.metadata.name}: it will be created"
+    )
+
+
+# --------------------------------------------------------------------------- chart
+
+
+def check_chart(ctx: PreflightContext) -> list[CheckResult]:
+    if not (ctx.chart / "Chart.yaml").is_file():
+        return [
+            CheckResult("chart lint", False, f"{ctx.chart}/Chart.yaml not found", "run from the checkout")
+        ]
+    try:
+        helm = ctx.helm()
+        helm.lint(ctx.chart, values_files=ctx.values_files)
+    except GpuInferenceError as exc:
+        return [
+            CheckResult("chart lint", False, str(exc).splitlines()[0], "fix the chart or the --values files")
+        ]
+    results = [CheckResult("chart lint", True, f"helm lint --strict {ctx.chart}")]
+    try:
+        objects = helm.template(
+            ctx.release, ctx.chart, namespace=ctx.namespace, values_files=ctx.values_files
+        )
+    except GpuInferenceError as exc:
+        return [
+            *results,
+            CheckResult("chart vs node groups", False, f"helm template failed: {exc}", "fix the values"),
+        ]
+    facts = extract(objects)
+    ctx.chart_facts = facts
+    problems = check_alignment(ctx.cfg, facts, eksctl_installs_plugin=False)
+    if problems:
+        results.extend(
+            CheckResult("chart vs node groups", False, f"{p.setting}: {p.problem}", p.fix) for p in problems
+        )
+    else:
+        results.append(
+            CheckResult(
+                "chart vs node groups",
+                True,
+                f"{len(facts.gpu_workloads)} GPU workload(s) fit node group 'gpu', HPA max within its "
+                "GPUs, one device plugin",
+            )
+        )
+    return results
+
+
+def run_preflight(ctx: PreflightContext) -> list[CheckResult]:
+    results: list[CheckResult] = [check_eksctl(ctx), check_helm(ctx), check_kubectl(ctx)]
+    results.append(check_identity(ctx))
+    if results[-1].ok:
+        results.append(check_region(ctx))
+        results.append(check_kubernetes_version(ctx))
+        results.extend(check_gpu_quota(ctx))
+        results.append(check_leftover_stacks(ctx))
+    if results[1].ok:
+        results.extend(check_chart(ctx))
+    for r in results:
+        (log.info if r.ok else log.error)("preflight %s", r)
+    failed = [str(r) for r in results if not r.ok]
+    if failed:
+        raise PreflightError(failed)
+    return results

@@ -1,0 +1,450 @@
+"""Run a load test (and, for verify-scaleup, judge it): the Python API behind the CLI and `make demo`.
+
+    report = run_verify_scaleup(VerifyOptions(target=Target(...), shape="step", out_dir=Path("out/demo")))
+    report.passed  # False -> the CLI exits 1
+
+Sequence: check the target, Prometheus and the HPA (its contract is read from the object), and
+preview the shape's schedule; sample the baseline (verify-scaleup waits here until the HPA reads
+its metric and sits at its minimum); start locust; sample every interval while it runs; after
+it stops, keep sampling until the replicas are back at the start (verify) or for
+--observe-after seconds; then measure, judge, price, and write report.json, report.html and
+timeline.jsonl (the last one as the run goes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from pydantic import BaseModel, Field, field_validator
+
+from gpu_inference import __version__
+from gpu_inference.adapters.kube import ClusterReader
+from gpu_inference.adapters.locust import (
+    CSV_PREFIX,
+    TOKENS_FILE,
+    LocustOptions,
+    LocustProcess,
+    StatsHistoryReader,
+    TokensReader,
+    read_final_stats,
+)
+from gpu_inference.adapters.locust_support import ENV_DURATION_S, ENV_PEAK_USERS, ENV_SPAWN_RATE
+from gpu_inference.adapters.prometheus import Prometheus
+from gpu_inference.domain.timeline import (
+    DEFAULT_METRIC,
+    Criteria,
+    HpaSpec,
+    Phase,
+    RunInfo,
+    RunReport,
+    ShapeInfo,
+    Target,
+    TimelineSample,
+)
+from gpu_inference.domain.verdict import evaluate, measure, metric_failures
+from gpu_inference.errors import ConfigError, GpuInferenceError
+from gpu_inference.rendering.report_html import write_html
+from gpu_inference.services.cost.report import cost_for_report
+from gpu_inference.services.loadtest import shapes
+from gpu_inference.services.loadtest.sampler import Sampler
+
+log = logging.getLogger(__name__)
+
+#: Route that proves each API is up before any load is sent.
+HEALTH_ROUTES = {"openai": "/v1/models", "tgi": "/health", "triton": "/v2/health/ready"}
+#: Extra seconds after a shape's own end before locust is stopped by force.
+STOP_GRACE_S = 60.0
+#: When the scale-down bound is not given: the HPA's scale-down window plus this.
+SCALE_DOWN_SLACK_S = 120.0
+
+OnSample = Callable[[TimelineSample], None]
+
+
+class LoadTestOptions(BaseModel):
+    target: Target
+    shape: str = "step"
+    out_dir: Path
+    duration_s: float | None = Field(default=None, gt=0)
+    peak_users: int | None = Field(default=None, ge=1)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    shape_env: dict[str, str] = Field(default_factory=dict)
+    interval_s: float = Field(default=5.0, gt=0)
+    web_ui: bool = False
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    observe_after_s: float = Field(default=0.0, ge=0)
+    metric: str = DEFAULT_METRIC
+    #: Hard cap on the load phase when the shape's length is unknown.
+    max_load_s: float = Field(default=7200.0, gt=0)
+
+    @field_validator("out_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        # locust runs in loadtest/; a relative path must still mean the caller's directory.
+        return v.resolve()
+
+
+class VerifyOptions(LoadTestOptions):
+    slo_p95_ms: float = Field(default=5000.0, gt=0)
+    max_error_ratio: float = Field(default=0.01, ge=0, le=1)
+    scale_up_within_s: float = Field(default=300.0, gt=0)
+    scale_down_within_s: float | None = Field(default=None, gt=0)
+    skip_scale_down: bool = False
+    hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    #: Before the load: wait this long for the HPA to read its metric and sit at its minimum.
+    settle_timeout_s: float = Field(default=180.0, ge=0)
+
+
+def _shape_env(o: LoadTestOptions) -> dict[str, str]:
+    env = dict(o.shape_env)
+    if o.duration_s is not None:
+        env[ENV_DURATION_S] = f"{o.duration_s:g}"
+    if o.peak_users is not None:
+        env[ENV_PEAK_USERS] = str(o.peak_users)
+    if o.spawn_rate is not None:
+        env[ENV_SPAWN_RATE] = f"{o.spawn_rate:g}"
+    return env
+
+
+def check_target(target: Target, timeout_s: float = 10.0) -> None:
+    """The inference API answers its health route, or a ConfigError says how to fix the URL."""
+    url = target.url + HEALTH_ROUTES[target.api]
+    try:
+        r = requests.get(url, timeout=timeout_s)
+    except requests.RequestException as exc:
+        raise ConfigError(
+            "--target",
+            f"{url} is not reachable ({type(exc).__name__})",
+            "pass the inference API's base URL (or --local with the local cluster up)",
+        ) from exc
+    if r.status_code != 200:
+        raise ConfigError(
+            "--target",
+            f"{url} answered HTTP {r.status_code}",
+            f"is this a {target.api} API? pass --api to match the chart preset",
+        )
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
+
+
+class _Run:
+    """One run's resources; every one of them is released in close()."""
+
+    def __init__(self, o: LoadTestOptions, verify: bool) -> None:
+        self.o = o
+        self.verify = verify
+        self.prometheus: Prometheus | None = None
+        self.cluster: ClusterReader | None = None
+        self.hpa: HpaSpec | None = None
+        self.locust: LocustProcess | None = None
+
+    def close(self) -> None:
+        if self.locust is not None:
+            self.locust.stop()
+        if self.prometheus is not None:
+            self.prometheus.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def connect(self) -> None:
+        t = self.o.target
+        if self.verify and (t.prometheus_url is None or not t.watches_cluster):
+            raise ConfigError(
+                "--prometheus-url/--kubeconfig/--hpa",
+                "verify-scaleup watches the HPA and the GPU metric and needs all three",
+                "pass them, or --local for the local cluster",
+            )
+        if t.prometheus_url:
+            self.prometheus = Prometheus(t.prometheus_url)
+            try:
+                self.prometheus.check()
+            except GpuInferenceError as exc:
+                raise ConfigError(
+                    "--prometheus-url", str(exc), "pass the Prometheus the HPA's adapter reads"
+                ) from exc
+        if t.kubeconfig is not None and t.hpa_name:
+            self.cluster = ClusterReader(t.kubeconfig, t.namespace, t.hpa_name, context=t.kube_context)
+            self.hpa = self.cluster.hpa_spec(self.o.metric)
+            log.info(
+                "HPA %s/%s scales %s %s on %s, target %g, %d..%d replicas, scale-down window %ds",
+                self.hpa.namespace,
+                self.hpa.name,
+                self.hpa.target_kind,
+                self.hpa.target_name,
+                self.hpa.metric_name,
+                self.hpa.target_value,
+                self.hpa.min_replicas,
+                self.hpa.max_replicas,
+                self.hpa.scale_down_stabilization_s,
+            )
+
+    def execute(self, on_sample: OnSample | None) -> RunReport:
+        o = self.o
+        o.out_dir.mkdir(parents=True, exist_ok=True)
+        env = _shape_env(o)
+        shape_path = shapes.resolve_shape(o.shape)
+        users_path = shapes.users_file(o.target.api)
+        check_target(o.target)
+        self.connect()
+        schedule = shapes.probe_shape(shape_path, env)
+        log.info("shape: %s", shapes.summarize(schedule))
+        if schedule.user_classes:
+            log.warning(
+                "shape file %s also defines users (%s): they will send load too",
+                shape_path,
+                ", ".join(schedule.user_classes),
+            )
+        started = time.time()
+        timeline_path = o.out_dir / "timeline.jsonl"
+        timeline_path.unlink(missing_ok=True)
+        samples: list[TimelineSample] = []
+        stats = StatsHistoryReader(o.out_dir / f"{CSV_PREFIX}_stats_history.csv")
+        tokens = TokensReader(o.out_dir / TOKENS_FILE)
+        sampler = Sampler(
+            namespace=o.target.namespace,
+            load_started_at=started,
+            prometheus=self.prometheus,
+            cluster=self.cluster,
+            hpa=self.hpa,
+            stats=stats,
+            tokens=tokens,
+            metric=o.metric,
+        )
+
+        def record(phase: Phase) -> TimelineSample:
+            s = sampler.sample(phase)
+            samples.append(s)
+            with timeline_path.open("a") as f:
+                f.write(s.model_dump_json() + "\n")
+            if on_sample is not None:
+                on_sample(s)
+            return s
+
+        self._settle(record("baseline"), record)
+        self.locust = LocustProcess(
+            LocustOptions(
+                host=o.target.url,
+                users_file=users_path,
+                shape_file=shape_path,
+                out_dir=o.out_dir,
+                env=env,
+                web_ui=o.web_ui,
+                model=o.model,
+                max_tokens=o.max_tokens,
+            )
+        )
+        load_started = self.locust.started_at
+        sampler.load_started_at = load_started
+        for s in samples:
+            s.elapsed_s = s.t - load_started
+        exited, exit_code = self._drive(self.locust, schedule, record)
+        # locust exits a little after its users stop (and --web-ui lingers 5 s): its own stats say when
+        # the last users ran; the CSV stamps whole seconds.
+        active = [p.ts for p in stats.read() if p.users > 0]
+        load_stopped = min(exited, active[-1] + 1.0) if active else exited
+        final = read_final_stats(o.out_dir, exited)
+        if final is not None:  # samples from the exit on carry the final totals
+            stats.points.append(final)
+        log.info("load stopped after %.0fs", load_stopped - load_started)
+        before = [s.hpa.current_replicas for s in samples if s.phase == "baseline" and s.hpa]
+        self._tail(record, load_stopped, before[-1] if before else None)
+        sampler.reattach_locust(samples)
+        return self._report(
+            samples,
+            schedule=schedule,
+            env=env,
+            shape_path=shape_path,
+            started=started,
+            load_started=load_started,
+            load_stopped=load_stopped,
+            exit_code=exit_code,
+        )
+
+    def _drive(
+        self, locust: LocustProcess, schedule: shapes.ShapeSchedule, record: Callable[[Phase], TimelineSample]
+    ) -> tuple[float, int]:
+        """Sample until locust ends (or runs past the shape's end). Returns (load stopped at, exit code)."""
+        o = self.o
+        cap = (schedule.duration_s + STOP_GRACE_S) if schedule.duration_s is not None else o.max_load_s
+        next_at = locust.started_at + o.interval_s
+        while locust.poll() is None:
+            now = time.time()
+            if now - locust.started_at > cap:
+                log.warning(
+                    "the load ran %.0fs, past the shape's end: stopping locust", now - locust.started_at
+                )
+                stopped = time.time()
+                return stopped, locust.stop()
+            if now >= next_at:
+                record("load")
+                next_at += o.interval_s
+            time.sleep(min(0.5, max(0.05, next_at - time.time())))
+        locust.check_failed()
+        return locust.exited_at or time.time(), locust.stop()
+
+    def _settle(self, first: TimelineSample, record: Callable[[Phase], TimelineSample]) -> None:
+        """verify-scaleup starts from a steady state: the HPA reads its metric and is at its minimum.
+
+        Waits (sampling, phase baseline) up to settle_timeout_s; after that the load starts anyway and
+        the rules judge what they see (the wait is in the timeline either way).
+        """
+        o, hpa = self.o, self.hpa
+        if not isinstance(o, VerifyOptions) or hpa is None:
+            return
+        deadline = time.time() + o.settle_timeout_s
+        s = first
+        while True:
+            why = _not_settled(s, hpa)
+            if why is None:
+                return
+            if time.time() >= deadline:
+                log.warning("starting the load although %s (waited %.0fs)", why, o.settle_timeout_s)
+                return
+            log.info("waiting before the load: %s", why)
+            time.sleep(o.interval_s)
+            s = record("baseline")
+
+    def _tail_bound(self) -> float:
+        o = self.o
+        if isinstance(o, VerifyOptions) and not o.skip_scale_down:
+            if o.scale_down_within_s is not None:
+                return o.scale_down_within_s
+            window = self.hpa.scale_down_stabilization_s if self.hpa else 300
+            return window + SCALE_DOWN_SLACK_S
+        return o.observe_after_s
+
+    def _tail(
+        self, record: Callable[[Phase], TimelineSample], load_stopped: float, initial: int | None
+    ) -> None:
+        """Sample after the load (at least once: the final totals), until replicas are back at
+        `initial` (verify) or the bound passes."""
+        bound = self._tail_bound()
+        watch = isinstance(self.o, VerifyOptions) and initial is not None
+        if bound > 0:
+            log.info("watching for up to %.0fs after the load", bound)
+        while True:
+            s = record("tail")
+            back = (
+                s.hpa is not None
+                and initial is not None
+                and max(s.hpa.current_replicas, s.hpa.desired_replicas) <= initial
+            )
+            if watch and back:
+                log.info("replicas back at %d: done watching", initial)
+                return
+            if time.time() - load_stopped + self.o.interval_s > bound:
+                return
+            time.sleep(self.o.interval_s)
+
+    def _report(
+        self,
+        samples: list[TimelineSample],
+        *,
+        schedule: shapes.ShapeSchedule,
+        env: dict[str, str],
+        shape_path: Path,
+        started: float,
+        load_started: float,
+        load_stopped: float,
+        exit_code: int,
+    ) -> RunReport:
+        o = self.o
+        run = RunInfo(
+            tool_version=__version__,
+            started_at=_iso(started),
+            ended_at=_iso(time.time()),
+            load_started_at=load_started,
+            load_stopped_at=load_stopped,
+            interval_s=o.interval_s,
+            target=o.target,
+            shape=ShapeInfo(
+                name=o.shape if o.shape in shapes.bundled_shapes() else shape_path.name,
+                path=str(shape_path),
+                env=env,
+            ),
+            out_dir=str(o.out_dir),
+            locust_exit_code=exit_code,
+        )
+        if isinstance(o, VerifyOptions) and self.hpa is not None:
+            criteria = Criteria(
+                slo_p95_ms=o.slo_p95_ms,
+                max_error_ratio=o.max_error_ratio,
+                scale_up_within_s=o.scale_up_within_s,
+                scale_down_within_s=None if o.skip_scale_down else self._tail_bound(),
+                skip_scale_down=o.skip_scale_down,
+                hpa_tolerance=o.hpa_tolerance,
+            )
+            m, checks = evaluate(samples, self.hpa, criteria, load_stopped)
+            report = RunReport(
+                **m.model_dump(),
+                kind="verify-scaleup",
+                passed=all(c.passed for c in checks),
+                reasons=[c.detail for c in checks if not c.passed],
+                simulated=o.target.simulated,
+                checks=checks,
+                criteria=criteria,
+                hpa=self.hpa,
+                run=run,
+                timeline=samples,
+            )
+        else:
+            m = measure(samples, self.hpa, load_stopped)
+            report = RunReport(
+                **m.model_dump(),
+                kind="loadtest",
+                simulated=o.target.simulated,
+                hpa=self.hpa,
+                run=run,
+                timeline=samples,
+            )
+        if any(s.nodes for s in samples):
+            try:
+                report.cost = cost_for_report(report, source=f"run {o.out_dir}")
+            except ConfigError as exc:
+                log.warning("no cost report: %s", exc)
+        (o.out_dir / "report.json").write_text(report.model_dump_json(indent=2) + "\n")
+        write_html(report, o.out_dir / "report.html")
+        log.info("report: %s", o.out_dir / "report.html")
+        return report
+
+
+def _not_settled(s: TimelineSample, hpa: HpaSpec) -> str | None:
+    """Why the HPA is not in a state to start a scale-up test from, or None."""
+    if s.hpa is None:
+        return "the HPA could not be read"
+    failures = metric_failures([s])
+    if failures:
+        return f"the HPA has no metric yet ({failures[0][1]})"
+    if s.hpa.current_value is None:
+        return f"the HPA shows no current value of {hpa.metric_name} yet"
+    if s.hpa.current_replicas != hpa.min_replicas or s.hpa.desired_replicas != hpa.min_replicas:
+        return (
+            f"the HPA is at {s.hpa.current_replicas} (desired {s.hpa.desired_replicas}) replicas, "
+            f"not its minimum {hpa.min_replicas}"
+        )
+    return None
+
+
+def _run(options: LoadTestOptions, verify: bool, on_sample: OnSample | None) -> RunReport:
+    run = _Run(options, verify)
+    try:
+        return run.execute(on_sample)
+    finally:
+        run.close()
+
+
+def run_loadtest(options: LoadTestOptions, on_sample: OnSample | None = None) -> RunReport:
+    """A load test with a timeline and reports, no verdict (report.passed is None)."""
+    return _run(options, verify=False, on_sample=on_sample)
+
+
+def run_verify_scaleup(options: VerifyOptions, on_sample: OnSample | None = None) -> RunReport:
+    """A load test judged by the scale-up rules (gpu_inference.domain.verdict); report.passed is set."""
+    return _run(options, verify=True, on_sample=on_sample)

@@ -1,0 +1,402 @@
+"""The local cluster: a real control plane (kwokctl, binary runtime), simulated GPU nodes, the
+chart installed by helm, and the parts whose pods cannot run on simulated nodes (Prometheus,
+prometheus-adapter, the DCGM exporter's data) run as host processes from the chart's own
+rendered configuration.
+
+    GPU simulator (pod IPs on loopback) -> Prometheus (host) -> prometheus-adapter (host,
+    behind the chart's APIService) -> real HPA controller -> Deployment -> scheduler ->
+    Pending pods -> node group scaler (SIMULATED Cluster Autoscaler) -> new kwok nodes
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.utils import parse_quantity
+
+from gpu_inference import paths
+from gpu_inference.adapters.helm import Helm
+from gpu_inference.adapters.kwokctl import Kwokctl
+from gpu_inference.domain.cluster_spec import load_cluster_spec
+from gpu_inference.errors import ConfigError, GpuInferenceError, ToolNotFoundError
+from gpu_inference.services.local import chartconfig, hostprocs, stages
+from gpu_inference.services.local.config import LocalClusterConfig
+from gpu_inference.services.local.nodescaler import NodeGroupScaler
+
+log = logging.getLogger(__name__)
+
+VALUES_OVERLAY = Path(__file__).with_name("values-local.yaml")
+GPU_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+PROCESSES = ("gpu-simulator", "prometheus", "prometheus-adapter", "node-scaler")
+
+
+class LocalClusterError(GpuInferenceError):
+    """The local cluster could not be brought up or is unhealthy."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kubeconfig: Path
+    front_door_url: str
+    prometheus_url: str
+    namespace: str
+    release: str
+
+
+class LocalCluster:
+    def __init__(self, cfg: LocalClusterConfig) -> None:
+        self.cfg = cfg
+        self.workdir = cfg.workdir
+        self.kubeconfig = self.workdir / "kubeconfig"
+
+    @property
+    def kwokctl(self) -> Kwokctl:
+        return Kwokctl(self.workdir / "kwok")
+
+    # ---------------------------------------------------------------- info
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(
+            kubeconfig=self.kubeconfig,
+            front_door_url=f"http://127.0.0.1:{self.cfg.front_door_port}",
+            prometheus_url=f"http://127.0.0.1:{self.cfg.prometheus_port}",
+            namespace=self.cfg.namespace,
+            release=self.cfg.release,
+        )
+
+    def exists(self) -> bool:
+        return self.kubeconfig.is_file()
+
+    def _api(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    # ---------------------------------------------------------------- up
+    def kwokctl_config(self) -> Path:
+        docs = stages.stages(self.cfg.image_pull_s, self.cfg.model_load_s)
+        path = self.workdir / "kwokctl.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        return path
+
+    def extra_args(self) -> list[str]:
+        return [
+            f"kube-controller-manager=horizontal-pod-autoscaler-sync-period={self.cfg.hpa_sync_period_s}s",
+            "kube-apiserver=bind-address=127.0.0.1",
+            # Pod IPs on loopback: the GPU simulator serves each pod's ports on this host.
+            f"kwok-controller=cidr={self.cfg.effective_pod_cidr}",
+            "kwok-controller=node-ip=127.0.0.1",
+        ]
+
+    def create_control_plane(self) -> None:
+        if self.exists():
+            log.info("cluster %s already exists; reusing it", self.cfg.name)
+            return
+        cfg_file = self.kwokctl_config()
+        log.info("starting control plane %s (kwokctl, binary runtime)", self.cfg.name)
+        self.kwokctl.create_cluster(
+            self.cfg.name, kubeconfig=self.kubeconfig, config_file=cfg_file, extra_args=self.extra_args()
+        )
+
+    def create_nodes(self) -> None:
+        spec = load_cluster_spec(self.cfg.eksctl_config)
+        scaler = NodeGroupScaler(
+            client.CoreV1Api(self._api()),
+            spec,
+            provision_delay_s=0,
+            scale_down_unneeded_s=self.cfg.scale_down_unneeded_s,
+        )
+        scaler.ensure_minimum()
+
+    def start_node_scaler(self) -> None:
+        hostprocs.start(
+            self.workdir,
+            "node-scaler",
+            "gpu_inference.services.local.nodescaler",
+            [
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--cluster-config",
+                str(self.cfg.eksctl_config),
+                "--scan-interval",
+                "5",
+                "--provision-delay",
+                str(self.cfg.provision_delay_s),
+                "--scale-down-unneeded",
+                str(self.cfg.scale_down_unneeded_s),
+            ],
+            python_module=True,
+        )
+
+    def overlay_values(self) -> dict[str, Any]:
+        """Values the local cluster sets from its settings on top of values-local.yaml."""
+        return {
+            "wiring": {"scrapeInterval": f"{self.cfg.scrape_interval_s}s"},
+            "autoscaling": {
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": self.cfg.scale_down_window_s}}
+            },
+        }
+
+    def install_chart(self) -> None:
+        helm = Helm(kubeconfig=self.kubeconfig)
+        helm.upgrade_install(
+            self.cfg.release,
+            paths.chart_dir(),
+            namespace=self.cfg.namespace,
+            values_files=[VALUES_OVERLAY],
+            values=self.overlay_values(),
+            wait=True,
+            timeout_s=240,
+        )
+
+    def _selector(self, component: str) -> str:
+        return f"app.kubernetes.io/instance={self.cfg.release},app.kubernetes.io/component={component}"
+
+    def _release_objects(self) -> list[dict[str, Any]]:
+        api = self._api()
+        core = client.CoreV1Api(api)
+        apps = client.AppsV1Api(api)
+        sel = f"app.kubernetes.io/instance={self.cfg.release}"
+        objs: list[dict[str, Any]] = []
+        for cm in core.list_namespaced_config_map(self.cfg.namespace, label_selector=sel).items:
+            objs.append({"kind": "ConfigMap", **api.sanitize_for_serialization(cm)})
+        for dep in apps.list_namespaced_deployment(self.cfg.namespace, label_selector=sel).items:
+            objs.append({"kind": "Deployment", **api.sanitize_for_serialization(dep)})
+        for ds in apps.list_daemon_set_for_all_namespaces(label_selector=sel).items:
+            objs.append({"kind": "DaemonSet", **api.sanitize_for_serialization(ds)})
+        return objs
+
+    def host_configs(self) -> chartconfig.HostConfigs:
+        """The chart's Prometheus and adapter configuration, as installed, adapted to the host."""
+        return chartconfig.extract(self._release_objects(), self.kubeconfig, self.workdir / "prometheus")
+
+    def start_prometheus(self, configs: chartconfig.HostConfigs) -> None:
+        prom_dir = self.workdir / "prometheus"
+        cfg_path = chartconfig.write(configs, prom_dir)
+        hostprocs.start(
+            self.workdir,
+            "prometheus",
+            "prometheus",
+            [
+                f"--config.file={cfg_path}",
+                f"--storage.tsdb.path={prom_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.cfg.prometheus_port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1d",
+            ],
+        )
+
+    def _adapter_tls(self) -> tuple[Path, Path]:
+        """The serving certificate the chart made for the adapter (its APIService caBundle trusts it)."""
+        core = client.CoreV1Api(self._api())
+        sel = self._selector(chartconfig.ADAPTER_COMPONENT)
+        secrets = [
+            s
+            for s in core.list_namespaced_secret(self.cfg.namespace, label_selector=sel).items
+            if s.type == "kubernetes.io/tls"
+        ]
+        if not secrets:
+            raise LocalClusterError("the chart created no TLS Secret for prometheus-adapter")
+        tls_dir = self.workdir / "adapter"
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        crt, key = tls_dir / "tls.crt", tls_dir / "tls.key"
+        crt.write_bytes(base64.b64decode(secrets[0].data["tls.crt"]))
+        key.write_bytes(base64.b64decode(secrets[0].data["tls.key"]))
+        key.chmod(0o600)
+        return crt, key
+
+    def start_adapter(self, configs: chartconfig.HostConfigs) -> None:
+        adapter_dir = self.workdir / "adapter"
+        adapter_dir.mkdir(parents=True, exist_ok=True)
+        rules = adapter_dir / "config.yaml"
+        rules.write_text(configs.adapter_rules)
+        crt, key = self._adapter_tls()
+        kc = str(self.kubeconfig)
+        hostprocs.start(
+            self.workdir,
+            "prometheus-adapter",
+            "prometheus-adapter",
+            [
+                *configs.adapter_args,
+                f"--secure-port={self.cfg.adapter_port}",
+                "--bind-address=127.0.0.1",
+                f"--tls-cert-file={crt}",
+                f"--tls-private-key-file={key}",
+                f"--lister-kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                f"--prometheus-url=http://127.0.0.1:{self.cfg.prometheus_port}",
+                f"--config={rules}",
+            ],
+        )
+        self._route_apiservice_to_host()
+
+    def _route_apiservice_to_host(self) -> None:
+        """Point the chart's adapter Service at the host process: an ExternalName to 127.0.0.1
+        (Endpoints reject loopback IPs) and the APIServices at the host port."""
+        core = client.CoreV1Api(self._api())
+        reg = client.ApiregistrationV1Api(self._api())
+        sel = self._selector(chartconfig.ADAPTER_COMPONENT)
+        services = core.list_namespaced_service(self.cfg.namespace, label_selector=sel).items
+        if not services:
+            raise LocalClusterError("the chart created no Service for prometheus-adapter")
+        svc = services[0]
+        name = svc.metadata.name
+        core.delete_namespaced_service(name, self.cfg.namespace)
+        body = client.V1Service(
+            metadata=client.V1ObjectMeta(
+                name=name, labels=svc.metadata.labels, annotations=svc.metadata.annotations
+            ),
+            spec=client.V1ServiceSpec(
+                type="ExternalName",
+                external_name="127.0.0.1",
+                ports=[client.V1ServicePort(port=self.cfg.adapter_port, name="https")],
+            ),
+        )
+        core.create_namespaced_service(self.cfg.namespace, body)
+        for aps in reg.list_api_service().items:
+            ref = aps.spec.service
+            if ref and ref.name == name and ref.namespace == self.cfg.namespace:
+                reg.patch_api_service(
+                    aps.metadata.name, {"spec": {"service": {"port": self.cfg.adapter_port}}}
+                )
+
+    def start_simulator(self, configs: chartconfig.HostConfigs) -> None:
+        hostprocs.start(
+            self.workdir,
+            "gpu-simulator",
+            "gpu_inference.gpusim",
+            [
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--namespace",
+                self.cfg.namespace,
+                "--front-door",
+                f"127.0.0.1:{self.cfg.front_door_port}",
+                "--profile",
+                self.cfg.profile,
+                "--collect-interval",
+                str(configs.dcgm_collect_interval_s),
+            ],
+            python_module=True,
+        )
+
+    def check_ports(self) -> None:
+        """Fail before creating anything if a host port is taken (e.g. by another local cluster)."""
+        for setting, port in (
+            ("--front-door-port", self.cfg.front_door_port),
+            ("--prometheus-port", self.cfg.prometheus_port),
+            ("--adapter-port", self.cfg.adapter_port),
+        ):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    raise ConfigError(
+                        setting,
+                        f"127.0.0.1:{port} is already in use (another local cluster?)",
+                        f"stop what listens there or pick another port with {setting}",
+                    ) from None
+
+    def up(self) -> Endpoints:
+        start = time.monotonic()
+        if not self.exists():
+            self.check_ports()
+        try:
+            self.create_control_plane()
+            self.create_nodes()
+            self.start_node_scaler()
+            self.install_chart()
+            configs = self.host_configs()
+            self.start_simulator(configs)
+            self.start_prometheus(configs)
+            self.start_adapter(configs)
+            self.wait_for_custom_metric(timeout_s=120)
+        except Exception:
+            log.error("local up failed; logs are in %s", self.workdir / "logs")
+            raise
+        log.info("local cluster %s ready in %.0fs", self.cfg.name, time.monotonic() - start)
+        return self.endpoints
+
+    # ---------------------------------------------------------------- checks
+    def hpa_name(self) -> str:
+        hpas = (
+            client.AutoscalingV2Api(self._api())
+            .list_namespaced_horizontal_pod_autoscaler(
+                self.cfg.namespace, label_selector=f"app.kubernetes.io/instance={self.cfg.release}"
+            )
+            .items
+        )
+        if len(hpas) != 1:
+            raise LocalClusterError(f"expected one HPA of release {self.cfg.release}, found {len(hpas)}")
+        return str(hpas[0].metadata.name)
+
+    def custom_metric(self) -> dict[str, float]:
+        """GPU utilization per pod as the custom metrics API serves it to the HPA."""
+        api = self._api()
+        path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{self.cfg.namespace}/pods/*/{GPU_METRIC}"
+        try:
+            resp = api.call_api(
+                path,
+                "GET",
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object"},
+                _return_http_data_only=True,
+            )
+        except ApiException as exc:
+            raise LocalClusterError(f"custom metrics API: {exc.status} {exc.reason}") from exc
+        out: dict[str, float] = {}
+        for item in resp.get("items", []):
+            out[item["describedObject"]["name"]] = float(parse_quantity(item["value"]))
+        return out
+
+    def wait_for_custom_metric(self, timeout_s: float) -> dict[str, float]:
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                values = self.custom_metric()
+                if values:
+                    return values
+            except LocalClusterError as exc:
+                last = exc
+            time.sleep(2)
+        raise LocalClusterError(
+            f"{GPU_METRIC} never reached the custom metrics API in {timeout_s:.0f}s ({last})"
+        )
+
+    def status(self) -> dict[str, Any]:
+        procs = {n: hostprocs.running(self.workdir, n) for n in PROCESSES}
+        return {
+            "name": self.cfg.name,
+            "exists": self.exists(),
+            "workdir": str(self.workdir),
+            "processes": procs,
+            **({"endpoints": self.endpoints.__dict__} if self.exists() else {}),
+        }
+
+    # ---------------------------------------------------------------- down
+    def down(self) -> None:
+        """Stop every host process, delete the control plane, remove the work directory."""
+        stopped = hostprocs.stop_all(self.workdir)
+        if stopped:
+            log.info("stopped %s", ", ".join(stopped))
+        kwok_dir = self.workdir / "kwok" / "clusters" / self.cfg.name
+        if kwok_dir.exists():
+            try:
+                self.kwokctl.delete_cluster(self.cfg.name, kubeconfig=self.kubeconfig)
+            except ToolNotFoundError as exc:
+                log.warning("%s; stopping the control plane by its pid files instead", exc)
+            # Whatever kwokctl left running (or could not stop without its binary).
+            hostprocs.stop_all(kwok_dir)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        log.info("local cluster %s removed", self.cfg.name)

@@ -1,0 +1,192 @@
+"""kwok Stages: how simulated nodes and pods move through their lifecycle.
+
+Pods that request a GPU model an inference server: scheduled -> (image pull) -> Running but
+not Ready -> (model load) -> Ready. Everything else becomes Ready at once. Once any Stage is
+configured kwok uses no default, so node stages are defined here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpu_inference.domain.cluster_spec import GPU_RESOURCE
+
+_NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+_REQUESTS_GPU = f'.spec.containers.[] | .resources.limits["{GPU_RESOURCE}"]'
+_READY_STATUS = '.status.conditions.[] | select( .type == "Ready" ) | .status'
+
+
+def _stage(
+    name: str,
+    kind: str,
+    match: list[dict[str, Any]],
+    nxt: dict[str, Any],
+    *,
+    delay_ms: int = 0,
+    jitter_ms: int = 0,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "resourceRef": {"apiGroup": "v1", "kind": kind},
+        "selector": {"matchExpressions": match},
+        "next": nxt,
+    }
+    if delay_ms or jitter_ms:
+        spec["delay"] = {
+            "durationMilliseconds": delay_ms,
+            "jitterDurationMilliseconds": max(jitter_ms, delay_ms),
+        }
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec}
+
+
+_NODE_CONDITIONS = """
+{{ $now := Now }}
+conditions:
+{{ range NodeConditions }}
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $now | Quote }}
+  message: {{ .message | Quote }}
+  reason: {{ .reason | Quote }}
+  status: {{ .status | Quote }}
+  type: {{ .type | Quote }}
+{{ end }}
+"""
+
+_NODE_INIT = (
+    _NODE_CONDITIONS
+    + """
+addresses:
+- address: {{ NodeIP | Quote }}
+  type: InternalIP
+- address: {{ NodeName | Quote }}
+  type: Hostname
+allocatable:
+{{ YAML .status.allocatable 1 }}
+capacity:
+{{ YAML .status.capacity 1 }}
+nodeInfo:
+  architecture: amd64
+  operatingSystem: linux
+  kubeletVersion: {{ printf "kwok-%s" Version | Quote }}
+  kubeProxyVersion: {{ printf "kwok-%s" Version | Quote }}
+phase: Running
+"""
+)
+
+
+def _pod_status(ready: bool, with_ips: bool) -> str:
+    flag = "true" if ready else "false"
+    state = '"True"' if ready else '"False"'
+    ips = (
+        """
+{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+{{ with $podIPs }}
+podIP: {{ index . 0 | Quote }}
+podIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+{{ $hostIPs := NodeIPsWith .spec.nodeName }}
+{{ with $hostIPs }}
+hostIP: {{ index . 0 | Quote }}
+hostIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+startTime: {{ Now | Quote }}
+"""
+        if with_ips
+        else ""
+    )
+    return (
+        f"""
+{{{{ $now := Now }}}}
+conditions:
+- lastTransitionTime: {{{{ $now | Quote }}}}
+  status: "True"
+  type: PodScheduled
+- lastTransitionTime: {{{{ $now | Quote }}}}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{{{ $now | Quote }}}}
+  status: {state}
+  type: Ready
+- lastTransitionTime: {{{{ $now | Quote }}}}
+  status: {state}
+  type: ContainersReady
+containerStatuses:
+{{{{ range .spec.containers }}}}
+- image: {{{{ .image | Quote }}}}
+  name: {{{{ .name | Quote }}}}
+  ready: {flag}
+  started: true
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{{{ $now | Quote }}}}
+{{{{ end }}}}
+phase: Running
+"""
+        + ips
+    )
+
+
+def stages(image_pull_s: float, model_load_s: float) -> list[dict[str, Any]]:
+    """All Stages for the local cluster; GPU pods wait `image_pull_s` then `model_load_s`."""
+    pending = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
+    running = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
+    not_ready = {"key": _READY_STATUS, "operator": "NotIn", "values": ["True"]}
+    no_ip = {"key": ".status.podIP", "operator": "DoesNotExist"}
+    gpu = {"key": _REQUESTS_GPU, "operator": "Exists"}
+    no_gpu = {"key": _REQUESTS_GPU, "operator": "DoesNotExist"}
+    long_running = {"key": ".spec.restartPolicy", "operator": "In", "values": ["Always"]}
+    return [
+        _stage(
+            "node-initialize",
+            "Node",
+            [{"key": _READY_STATUS, "operator": "NotIn", "values": ["True"]}],
+            {"statusTemplate": _NODE_INIT},
+        ),
+        _stage(
+            "node-heartbeat",
+            "Node",
+            [
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": _READY_STATUS, "operator": "In", "values": ["True"]},
+            ],
+            {"statusTemplate": _NODE_CONDITIONS},
+            delay_ms=20_000,
+            jitter_ms=25_000,
+        ),
+        # GPU pods: image pull, then Running but not Ready while the model loads.
+        _stage(
+            "gpu-pod-start",
+            "Pod",
+            [_NOT_DELETING, pending, no_ip, gpu],
+            {"statusTemplate": _pod_status(ready=False, with_ips=True)},
+            delay_ms=int(image_pull_s * 1000),
+        ),
+        _stage(
+            "gpu-pod-ready",
+            "Pod",
+            [_NOT_DELETING, running, not_ready, gpu],
+            {"statusTemplate": _pod_status(ready=True, with_ips=False)},
+            delay_ms=int(model_load_s * 1000),
+        ),
+        # Everything else is Ready at once.
+        _stage(
+            "pod-ready",
+            "Pod",
+            [_NOT_DELETING, pending, not_ready, no_gpu, long_running],
+            {"statusTemplate": _pod_status(ready=True, with_ips=True)},
+        ),
+        # Pods that run to completion (e.g. helm test hooks) are left Pending: nothing really runs them.
+        _stage(
+            "pod-delete",
+            "Pod",
+            [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+            {"finalizers": {"empty": True}, "delete": True},
+        ),
+    ]
