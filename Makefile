@@ -54,9 +54,10 @@ setup: tools venv checkov ## Everything the tests and the demo need.
 
 ##@ Development
 .PHONY: lint
-lint: setup ## ruff, mypy and helm lint --strict.
+lint: setup ## ruff, mypy, import layers (lint-imports) and helm lint --strict.
 	cd tooling && ../$(VENV)/bin/ruff check src ../tests ../loadtest && ../$(VENV)/bin/ruff format --check src ../tests ../loadtest
 	cd tooling && ../$(VENV)/bin/mypy
+	cd tooling && ../$(VENV)/bin/lint-imports --no-cache
 	helm lint --strict charts/gpu-inference
 
 .PHONY: test

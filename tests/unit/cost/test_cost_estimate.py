@@ -13,11 +13,12 @@ import pytest
 import yaml
 from cost_testkit import write_eksctl
 
+from gpu_inference.domain.cost_models import Assumptions
 from gpu_inference.domain.prices import PriceBook
 from gpu_inference.domain.stack import StackInputs, load_stack
 from gpu_inference.errors import ConfigError
 from gpu_inference.paths import chart_dir, eksctl_config
-from gpu_inference.services.cost.estimate import Assumptions, estimate_cost
+from gpu_inference.services.cost.estimate import estimate_cost
 
 pytestmark = pytest.mark.unit
 

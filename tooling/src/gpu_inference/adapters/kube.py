@@ -19,25 +19,20 @@ from kubernetes.utils import parse_quantity
 from urllib3.exceptions import HTTPError
 
 from gpu_inference.domain.cluster_spec import ACCELERATOR_LABEL, GPU_RESOURCE, NODE_POOL_LABEL
-from gpu_inference.domain.timeline import HpaCondition, HpaSpec, HpaStatus, NodeInfo, PodInfo, WorkloadStatus
+from gpu_inference.domain.timeline import (
+    HpaCondition,
+    HpaSpec,
+    HpaStatus,
+    NodeInfo,
+    PodInfo,
+    WorkloadStatus,
+)
 from gpu_inference.errors import ConfigError, GpuInferenceError
 
 log = logging.getLogger(__name__)
 
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 CAPACITY_TYPE_LABELS = ("eks.amazonaws.com/capacityType", "karpenter.sh/capacity-type")
-#: Conditions reasons with which the HPA says it could not read its metric (kubernetes#61007).
-METRIC_FAILURE_REASONS = frozenset(
-    {
-        "FailedGetPodsMetric",
-        "FailedGetObjectMetric",
-        "FailedGetExternalMetric",
-        "FailedGetResourceMetric",
-        "FailedGetContainerResourceMetric",
-        "FailedComputeMetricsReplicas",
-        "InvalidMetricSourceType",
-    }
-)
 
 
 class ClusterReadError(GpuInferenceError):

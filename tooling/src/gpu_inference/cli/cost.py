@@ -113,10 +113,11 @@ def estimate(
     output: OutputOpt = None,
 ) -> None:
     """$/hour and $/month at minimum, typical and maximum scale, item by item, from the config."""
+    from gpu_inference.domain.cost_models import Assumptions
     from gpu_inference.domain.prices import load_price_book
     from gpu_inference.domain.stack import load_stack
     from gpu_inference.rendering import cost_tables as render
-    from gpu_inference.services.cost.estimate import Assumptions, estimate_cost
+    from gpu_inference.services.cost.estimate import estimate_cost
 
     with user_errors():
         lb: LoadBalancerKind | None = None

@@ -28,6 +28,20 @@ Phase = Literal["baseline", "load", "tail"]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+#: Conditions reasons with which the HPA says it could not read its metric (kubernetes#61007).
+METRIC_FAILURE_REASONS = frozenset(
+    {
+        "FailedGetPodsMetric",
+        "FailedGetObjectMetric",
+        "FailedGetExternalMetric",
+        "FailedGetResourceMetric",
+        "FailedGetContainerResourceMetric",
+        "FailedComputeMetricsReplicas",
+        "InvalidMetricSourceType",
+    }
+)
+
+
 class Target(BaseModel):
     """Where a load test sends traffic and where it watches the stack.
 

@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gpu_inference.adapters.kube import METRIC_FAILURE_REASONS
-from gpu_inference.domain.timeline import Check, Criteria, HpaSpec, Measurements, TimelineSample
+from gpu_inference.domain.timeline import (
+    METRIC_FAILURE_REASONS,
+    Check,
+    Criteria,
+    HpaSpec,
+    Measurements,
+    TimelineSample,
+)
 
 Pred = Callable[[TimelineSample], bool]
 

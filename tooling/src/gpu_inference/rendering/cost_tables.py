@@ -10,9 +10,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gpu_inference.domain.cost_models import CostReport
+from gpu_inference.domain.cost_models import CostEstimate, CostReport
 from gpu_inference.domain.prices import HOURS_PER_MONTH
-from gpu_inference.services.cost.estimate import CostEstimate
 
 SIMULATED_LINE = "SIMULATED GPU figures: GPUs and nodes were simulated; costs price the same timeline on AWS."
 

@@ -7,61 +7,18 @@ It also checks the design's "about $1.50 per hour" claim: which GPU node counts 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
 from gpu_inference.domain.cost_items import overhead_items
-from gpu_inference.domain.cost_models import CostItem, PriceBookInfo
+from gpu_inference.domain.cost_models import (
+    Assumptions,
+    ClaimCheck,
+    ClaimRow,
+    CostEstimate,
+    CostItem,
+    Scenario,
+)
 from gpu_inference.domain.prices import HOURS_PER_MONTH, PriceBook
 from gpu_inference.domain.stack import NodeGroupCost, StackInputs
 from gpu_inference.errors import ConfigError
-
-DESIGN_CLAIM_USD_PER_HOUR = 1.50
-
-
-class Assumptions(BaseModel):
-    """What the config files don't say. Each one is printed with the estimate."""
-
-    typical_gpu_nodes: int | None = Field(default=None, ge=0)
-    lcu_per_hour: float = Field(default=1.0, ge=0)
-    egress_gb_month: float = Field(default=10.0, ge=0)
-    nat_gb_month: float | None = Field(default=None, ge=0)
-    claim_usd_per_hour: float = Field(default=DESIGN_CLAIM_USD_PER_HOUR, gt=0)
-    claim_tolerance: float = Field(default=0.10, ge=0, lt=1)
-
-
-class Scenario(BaseModel):
-    name: str
-    gpu_nodes: int
-    system_nodes: int
-    #: Hourly items: quantity x unit price = $ per hour.
-    items: list[CostItem]
-    usd_per_hour: float
-    usd_per_month: float
-
-
-class ClaimRow(BaseModel):
-    variant: str
-    gpu_nodes: int
-    usd_per_hour: float
-    matches: bool
-
-
-class ClaimCheck(BaseModel):
-    claim_usd_per_hour: float
-    tolerance: float
-    rows: list[ClaimRow]
-    verdict: str
-
-
-class CostEstimate(BaseModel):
-    cluster: str
-    region: str
-    prices: PriceBookInfo
-    stack: StackInputs
-    assumptions: list[str]
-    scenarios: list[Scenario]
-    claim: ClaimCheck
-    notes: list[str] = Field(default_factory=list)
 
 
 def _fill(groups: tuple[NodeGroupCost, ...], total: int, sizes: dict[str, int]) -> dict[str, int]:
