@@ -175,7 +175,6 @@ def test_alerts_fire(promtool: str, tmp_path: Path) -> None:
         _dcgm_series(f'gpu="0",pod="{POD_A}",namespace="{NAMESPACE}",node="n1"', "97x120"),
         {"series": 'DCGM_FI_DEV_FB_USED{gpu="0",node="n1"}', "values": "15500x120"},
         {"series": 'DCGM_FI_DEV_FB_FREE{gpu="0",node="n1"}', "values": "300x120"},
-        {"series": 'DCGM_FI_DEV_XID_ERRORS{gpu="0",node="n1"}', "values": "0 0 0 79x117"},
         {"series": 'DCGM_FI_DEV_THERMAL_VIOLATION{gpu="0",node="n1"}', "values": "0+1000x120"},
         {"series": f'up{{job="inference",namespace="{NAMESPACE}",pod="{POD_A}"}}', "values": "1x120"},
     ]
@@ -190,12 +189,6 @@ def test_alerts_fire(promtool: str, tmp_path: Path) -> None:
             "eval_time": "15m",
             "alertname": "GPUMemoryNearFull",
             "exp_alerts": [{"exp_labels": {"severity": "warning", "node": "n1", "gpu": "0"}}],
-        },
-        {"eval_time": "30s", "alertname": "GPUXidError", "exp_alerts": []},
-        {
-            "eval_time": "2m",
-            "alertname": "GPUXidError",
-            "exp_alerts": [{"exp_labels": {"severity": "critical", "node": "n1", "gpu": "0"}}],
         },
         {
             "eval_time": "15m",
@@ -309,5 +302,97 @@ def test_the_trap_the_chart_avoids_is_real(promtool: str, tmp_path: Path) -> Non
         }
     ]
     spec = _unit_test(["recording_rules.yml"], series, expr_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+
+
+def test_xid_alerts_split_hardware_from_application_and_resolve(promtool: str, tmp_path: Path) -> None:
+    r = render((str(SCENARIOS["01-default"]),))
+    _write_prometheus_files(r, tmp_path)
+    _write_alert_rules_without_annotations(tmp_path)
+    # dcgm-exporter's DCGM_EXP_XID_ERRORS_COUNT with its default 5 min window: an XID shows as 1
+    # for 5 min after it happened, then the count is back to 0. 15 s steps: XID 79 at 1m, XID 13 at
+    # 2m (on another GPU), XID 119 (neither list) at 1m on a third. DCGM_FI_DEV_XID_ERRORS meanwhile
+    # keeps its last value for good.
+    window = "1x19"  # 20 samples = 5 min
+    series = [
+        {
+            "series": 'DCGM_EXP_XID_ERRORS_COUNT{gpu="0",node="n1",xid="79",window_size_in_ms="300000"}',
+            "values": f"_x3 {window} 0x60",
+        },
+        {
+            "series": 'DCGM_EXP_XID_ERRORS_COUNT{gpu="1",node="n1",xid="13",window_size_in_ms="300000"}',
+            "values": f"_x7 {window} 0x60",
+        },
+        {
+            "series": 'DCGM_EXP_XID_ERRORS_COUNT{gpu="2",node="n1",xid="119",window_size_in_ms="300000"}',
+            "values": f"_x3 {window} 0x60",
+        },
+        {"series": 'DCGM_FI_DEV_XID_ERRORS{gpu="0",node="n1"}', "values": "0 0 0 79x100"},
+    ]
+    hw = {"severity": "critical", "node": "n1", "gpu": "0", "xid": "79"}
+    app = {"severity": "warning", "node": "n1", "gpu": "1", "xid": "13"}
+    other = {"severity": "warning", "node": "n1", "gpu": "2", "xid": "119"}
+    alert_tests: list[dict[str, Any]] = [
+        {"eval_time": "30s", "alertname": "GPUXidHardwareError", "exp_alerts": []},
+        {"eval_time": "2m", "alertname": "GPUXidHardwareError", "exp_alerts": [{"exp_labels": hw}]},
+        {"eval_time": "90s", "alertname": "GPUXidApplicationError", "exp_alerts": []},
+        {"eval_time": "3m", "alertname": "GPUXidApplicationError", "exp_alerts": [{"exp_labels": app}]},
+        {"eval_time": "2m", "alertname": "GPUXidOtherError", "exp_alerts": [{"exp_labels": other}]},
+        # Resolved once the window has passed without a new XID.
+        {"eval_time": "7m", "alertname": "GPUXidHardwareError", "exp_alerts": []},
+        {"eval_time": "8m", "alertname": "GPUXidApplicationError", "exp_alerts": []},
+        {"eval_time": "20m", "alertname": "GPUXidHardwareError", "exp_alerts": []},
+        {"eval_time": "20m", "alertname": "GPUXidOtherError", "exp_alerts": []},
+    ]
+    expr_tests = [
+        # Control: the expression the chart alerted on before still fires long after the XID.
+        {
+            "expr": "max by (node, gpu) (max_over_time(DCGM_FI_DEV_XID_ERRORS[5m])) > 0",
+            "eval_time": "20m",
+            "exp_samples": [{"labels": '{node="n1",gpu="0"}', "value": 79}],
+        }
+    ]
+    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, expr_tests, alert_tests)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+
+
+def test_kube_prometheus_stack_with_the_chart_exporter_sees_the_workload_pod(
+    promtool: str, tmp_path: Path
+) -> None:
+    # kube-prometheus-stack scraping the chart's own exporter through the chart's PodMonitor
+    # (tests/chart/test_discovery.py shows which target labels that gives): the series keep the
+    # exporter's pod/namespace (the pod holding the GPU), and get job, endpoint, node and
+    # exporter_pod. The default wiring.labels then hold for the recording rules and the adapter.
+    r = render((str(SCENARIOS["10-kube-prometheus-stack-own-exporter"]),))
+    groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
+    _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp_path)
+    target = (
+        'job="gpu-inference-gpu-agents/gpu-inference-dcgm-exporter",endpoint="metrics",'
+        'node="n1",exporter_pod="gpu-inference-dcgm-exporter-q8r4t"'
+    )
+    series = [
+        _dcgm_series(f'gpu="0",pod="{POD_A}",namespace="{NAMESPACE}",container="server",{target}', "90x40"),
+        _dcgm_series(f'gpu="1",pod="{POD_A}",namespace="{NAMESPACE}",container="server",{target}', "70x40"),
+        _dcgm_series(f'gpu="2",{target}', "0x40"),  # an idle GPU: no pod label from the exporter
+    ]
+    query, group_by = _adapter_query(r, [POD_A])
+    assert group_by == "pod"
+    expr_tests = [
+        {
+            "expr": "gpu_inference:gpu_utilization:avg",
+            "eval_time": "5m",
+            "exp_samples": [
+                {
+                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_A}"}}',
+                    "value": 80,
+                },
+            ],
+        },
+        {"expr": query, "eval_time": "5m", "exp_samples": [{"labels": f'{{pod="{POD_A}"}}', "value": 80}]},
+    ]
+    spec = _unit_test(["rules.yml"], series, expr_tests)
     (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
