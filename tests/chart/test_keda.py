@@ -217,3 +217,17 @@ def test_keda_scenario_records_the_same_signals(helm_binary: str) -> None:
             "gpuutilization": "gpuUtilization",
         }[trigger["name"]]
         assert trigger["metadata"]["query"] == f"sum({recorded[name]})"
+
+
+def test_notes_print_the_commands_to_check_the_scaledobject(tmp_path: Path, helm_binary: str) -> None:
+    from .test_signals import _notes
+
+    notes = _notes(tmp_path, ("autoscaling.engine=keda", "prometheus-adapter.enabled=false"))
+    name = render(KEDA).one("Deployment", "inference")["metadata"]["name"]
+    for command in (
+        f"kubectl -n {NAMESPACE} get scaledobject {name}",
+        f"kubectl -n {NAMESPACE} describe hpa keda-hpa-{name}",
+        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/",
+    ):
+        assert command in notes, notes
+    assert "custom.metrics.k8s.io" not in notes
