@@ -400,6 +400,17 @@ BAD = [
         ],
         id="keda-fallback-out-of-range",
     ),
+    pytest.param(
+        (
+            "autoscaling.engine=keda",
+            "prometheus-adapter.enabled=false",
+            "prometheus.enabled=false",
+            "grafana.enabled=false",
+            "wiring.dcgmExporter.namespace=gpu-operator",
+        ),
+        ["autoscaling.engine=keda but no Prometheus for its triggers", "Fix: set wiring.prometheusUrl"],
+        id="keda-without-prometheus",
+    ),
     # Single values: rejected by values.schema.json, which names the path.
     pytest.param(("autoscaling.signals={gpuUtilisation}",), ["/autoscaling/signals/0"], id="unknown-signal"),
     pytest.param(("autoscaling.engine=vpa",), ["/autoscaling/engine"], id="unknown-engine"),
