@@ -88,6 +88,8 @@ def test_profile_document_names_a_source_for_every_value() -> None:
         assert doc["simulated"] is True
         assert doc["profile"] == profile.name
         assert all(v["source"] for v in doc["parameters"].values())
+        assert "capacity_tps" in doc["parameters"]
+        assert ("prefill_speedup" in doc["parameters"]) is (profile is CLASSIC_DEFAULT)
     changed = LLM_DEFAULT.with_overrides(max_batch=64, source="pod flag --max-num-seqs")
     doc = profile_document(changed)
     assert doc["parameters"]["max_batch"] == {"value": 64, "source": "pod flag --max-num-seqs"}

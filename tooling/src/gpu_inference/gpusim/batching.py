@@ -63,6 +63,9 @@ class _Step:
 class BatchEngine:
     """vLLM V1-style continuous batching on one GPU (see the module docstring)."""
 
+    #: tokens appear only at step ends, which are engine events
+    tokens_between_events = False
+
     def __init__(self, profile: Profile, now: float, gpu: GpuSpec = TESLA_T4) -> None:
         if profile.kind is not ProfileKind.LLM:
             raise ValueError("BatchEngine needs an llm profile")

@@ -150,6 +150,7 @@ class SimEngine(Protocol):
 
     profile: Profile
     kv_capacity: int
+    tokens_between_events: bool
 
     @property
     def now(self) -> float: ...
@@ -227,7 +228,12 @@ class Engine:
     ``prompt / prefill_speedup + k``, so streamed tokens arrive evenly while its rate is constant.
     """
 
+    #: tokens appear between engine events (the runner polls while a client streams)
+    tokens_between_events = True
+
     def __init__(self, profile: Profile, now: float, gpu: GpuSpec = TESLA_T4) -> None:
+        if profile.kind is not ProfileKind.CLASSIC:
+            raise ValueError("Engine is the classic profile's engine; use make_engine for llm")
         profile.validate(gpu)
         self.profile = profile
         self.kv_capacity = profile.kv_capacity_tokens(gpu)

@@ -232,15 +232,15 @@ class Profile:
             if self.capacity_tps > self.max_batch * self.single_stream_tps:
                 raise ConfigError(
                     "--capacity",
-                    f"{self.capacity_tps} tokens/s exceeds --max-batch x --single-stream "
-                    f"({self.max_batch} x {self.single_stream_tps})",
+                    f"{self.capacity_tps:g} tokens/s exceeds --max-batch x --single-stream "
+                    f"({self.max_batch} x {self.single_stream_tps:.1f})",
                     "lower --capacity or raise --max-batch",
                 )
             if self.capacity_tps < self.single_stream_tps:
                 raise ConfigError(
                     "--capacity",
-                    f"{self.capacity_tps} tokens/s is below --single-stream ({self.single_stream_tps}): "
-                    "batching would slow the GPU down",
+                    f"{self.capacity_tps:g} tokens/s is below --single-stream "
+                    f"({self.single_stream_tps:.1f}): batching would slow the GPU down",
                     "raise --capacity or lower --single-stream",
                 )
         if not (self.step_base_s > 0 and self.step_per_token_s >= 0 and self.kv_read_s_per_token >= 0):
@@ -384,7 +384,9 @@ def profile_from_params(
     if gpu_key not in gpus:
         raise ValueError(f"{where}: unknown gpu {gpu_key}")
     sources = {k: v.source for k, v in p.items()}
+    sources["gpu_key"] = p["gpu"].source
     if kind is ProfileKind.CLASSIC:
+        sources["single_stream_tps"] = "derived: capacity_tps / max_batch"
         return Profile(
             kind=kind,
             name=name,
@@ -400,6 +402,7 @@ def profile_from_params(
             memory_fraction=1.0,
             max_model_len=int(_v(p, "max_model_len", where)),
             output_length=str(_v(p, "output_length", where)),
+            default_completion_max_tokens=int(_v(p, "default_completion_max_tokens", where)),
             default_chat_max_tokens=int(_v(p, "default_chat_max_tokens", where)),
             gpu_key=gpu_key,
             sources=sources,
@@ -430,6 +433,9 @@ def profile_from_params(
                 "capacity_tps", "single_stream_tps"):  # fmt: skip
         sources[key] = derived
     sources["max_batch"] = p["max_num_seqs"].source
+    sources["default_chat_max_tokens"] = (
+        "vLLM: a chat request without max_tokens may use what the context leaves (max_model_len - prompt)"
+    )
     sources["memory_fraction"] = p["gpu_memory_utilization"].source
     return Profile(
         kind=kind,
@@ -494,15 +500,12 @@ DEFAULT_PROFILES: dict[ProfileKind, Profile] = {
 def profile_document(profile: Profile, gpu: GpuSpec | None = None) -> dict[str, Any]:
     """The profile as JSON-ready data: every value with its source, plus derived figures."""
     gpu = gpu or GPU_SPECS.get(profile.gpu_key, TESLA_T4)
-    skip = {"sources", "kind", "name"}
     values: dict[str, Any] = {}
     for f in fields(Profile):
-        if f.name in skip:
+        source = profile.sources.get(f.name)
+        if source is None:  # kind, name, sources, and the other kind's parameters
             continue
-        values[f.name] = {
-            "value": getattr(profile, f.name),
-            "source": profile.sources.get(f.name, "built-in default"),
-        }
+        values[f.name] = {"value": getattr(profile, f.name), "source": source}
     catalog = load_catalog()
     gpu_params = catalog.gpus.get(gpu.key, {})
     derived: dict[str, Any] = {}

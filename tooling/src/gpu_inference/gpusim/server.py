@@ -140,7 +140,7 @@ class EngineRunner:
         if self._closed:
             return
         when = self.engine.next_event_time()
-        if self._watchers:
+        if self._watchers and self.engine.tokens_between_events:
             tick = self._clock() + STREAM_TICK_S
             when = tick if when is None else min(when, tick)
         if when == self._timer_at and self._timer is not None:
