@@ -53,11 +53,11 @@ def test_estimate_as_json_csv_and_table(eksctl: Path, chart: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["estimate", "-o", "yaml"], "--format: unknown format 'yaml'"),
-        (["estimate", "--load-balancer", "f5"], "--load-balancer: unknown 'f5'"),
+        (["estimate", "-o", "yaml"], "unknown format 'yaml' (--format)"),
+        (["estimate", "--load-balancer", "f5"], "unknown 'f5' (--load-balancer)"),
         (["estimate", "--config", "/nonexistent/cluster.yaml"], "file not found"),
-        (["report"], "--run/--prometheus-url: nothing to report on"),
-        (["report", "--run", "/nonexistent"], "--run: /nonexistent not found"),
+        (["report"], "nothing to report on (--run/--prometheus-url)"),
+        (["report", "--run", "/nonexistent"], "/nonexistent not found (--run)"),
     ],
 )
 def test_bad_input_exits_2_naming_the_setting(args: list[str], message: str) -> None:
@@ -71,3 +71,35 @@ def test_prices_show_lists_sources() -> None:
     assert code == 0
     assert "ec2_on_demand.g4dn.xlarge: $0.526 per hour (github.com/aws/karpenter-provider-aws" in out
     assert "nat_gateway_gb: $0.045 per GB" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "setting", "fix"),
+    [
+        ({"vpc": {"nat": {"gateway": "Double"}}}, "vpc.nat.gateway", "use 'HighlyAvailable', 'Single' or"),
+        ({"metadata": {"name": "costs", "region": "us-east-1"}}, "metadata.version", "add it"),
+        ({"managedNodeGroups": [{"name": "gpu", "instanceType": "g4dn.xlarge", "minSize": "two"}]},
+         "managedNodeGroups[0].minSize", "use a value eksctl accepts"),
+        ({"managedNodeGroups": [{"name": "gpu", "minSize": 1}]}, "managedNodeGroups.gpu.instanceType",
+         "set instanceType"),
+        ({"managedNodeGroups": [{"name": "gpu", "instanceType": "g4dn.xlarge", "taints": [{"key": "k"}]}]},
+         "managedNodeGroups[0].taints[0].effect", "add it"),
+        ({"managedNodeGroup": []}, "managedNodeGroup", "fix the spelling or remove it"),
+    ],
+)  # fmt: skip
+def test_malformed_cluster_config_is_one_line_exit_2(
+    tmp_path: Path, chart: Path, change: dict[str, object], setting: str, fix: str
+) -> None:
+    """The strict eksctl model reads the config for the estimate too: a bad file is one line naming the
+    setting and the fix (before, a missing name or a non-numeric size was a Python traceback)."""
+    from cost_testkit import write_eksctl
+
+    bad = write_eksctl(tmp_path / "bad.yaml", **change)
+    result = CliRunner().invoke(app, ["cost", "estimate", *fixture_args(bad, chart)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert setting in lines[0], lines[0]
+    assert fix in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

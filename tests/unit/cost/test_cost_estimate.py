@@ -133,7 +133,9 @@ def test_spot_gpu_nodes_without_a_spot_price_are_charged_on_demand(tmp_path: Pat
 
 def test_price_file_of_another_region_is_refused(tmp_path: Path, prices: PriceBook) -> None:
     stack = load_stack(
-        write_eksctl(tmp_path / "c.yaml", metadata={"name": "x", "region": "eu-west-1"}), None, []
+        write_eksctl(tmp_path / "c.yaml", metadata={"name": "x", "region": "eu-west-1", "version": "1.36"}),
+        None,
+        [],
     )
     with pytest.raises(ConfigError, match="the price file is for us-east-1, the cluster runs in eu-west-1"):
         estimate_cost(stack, prices)

@@ -53,14 +53,29 @@ class Problem:
         return f"{self.setting}: {self.problem}. Fix: {self.fix}"
 
 
-class ClusterConfigError(GpuInferenceError):
-    """eksctl/cluster.yaml (or an overlay) breaks eksctl's schema or a rule of this project."""
+class ClusterConfigError(ConfigError):
+    """eksctl/cluster.yaml (or an overlay) breaks eksctl's schema or a rule of this project.
+
+    A ConfigError: with one problem, its setting, problem and fix; with several, the file as the
+    setting and every problem (each with its fix) on one line.
+    """
 
     def __init__(self, source: str, problems: Sequence[Problem]) -> None:
         self.source = source
-        self.problems = list(problems)
+        self.problems = list(problems) or [Problem(source, "invalid", "fix the file")]
+        first = self.problems[0]
+        if len(self.problems) == 1:
+            self.setting, self.problem, self.fix = f"{source}: {first.setting}", first.problem, first.fix
+        else:
+            self.setting = source
+            self.problem = f"{len(self.problems)} problems: " + "; ".join(str(p) for p in self.problems)
+            self.fix = "fix each setting listed"
+        if len(self.problems) == 1:
+            # One problem, one line: the file, the setting, the problem and the fix.
+            GpuInferenceError.__init__(self, f"{source}: {first}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+        GpuInferenceError.__init__(self, f"{source} has {len(self.problems)} problem(s):\n{lines}")
 
 
 class AwsError(GpuInferenceError):

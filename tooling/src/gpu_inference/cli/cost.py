@@ -308,15 +308,15 @@ def prices_refresh(
 ) -> None:
     """Fetch current prices from the AWS Price List API (needs AWS credentials)."""
     from gpu_inference.adapters.aws_pricing import aws_clients, refresh_price_book
-    from gpu_inference.domain.cluster_spec import load_cluster_spec
+    from gpu_inference.domain.eksctl_config import load_cluster_config
     from gpu_inference.domain.prices import load_price_book, user_dir, write_price_book
 
     with user_errors():
-        spec = load_cluster_spec(config or eksctl_config())
-        reg = region or spec.region
+        cfg = load_cluster_config(config or eksctl_config())
+        reg = region or cfg.metadata.region
         base = load_price_book(reg)
         pricing, ec2 = aws_clients(reg)
-        types = {t for ng in spec.node_groups for t in ng.instance_types} | set(base.ec2_on_demand)
+        types = {t for ng in cfg.managedNodeGroups for t in ng.instance_types} | set(base.ec2_on_demand)
         book = refresh_price_book(base, types, pricing_client=pricing, ec2_client=ec2)
         path = write_price_book(book, out_dir or user_dir())
         typer.echo(f"wrote {path}")

@@ -1,51 +1,37 @@
-"""The cluster's shape, read from eksctl/cluster.yaml: the one source for node groups.
+"""The cluster's shape as the local cluster needs it, built from the one eksctl config model.
 
-The EKS deployment, the local cluster's simulated node groups and the cost estimate all
-read their node groups (instance type, min/max, labels, taints, spot) from here.
+eksctl/cluster.yaml is read by `gpu_inference.domain.eksctl_config` only (strict, eksctl's schema);
+this module turns its node groups into the small frozen view the simulated node groups use.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpu_inference.domain import eksctl_config
+from gpu_inference.domain.constants import ACCELERATOR_LABEL, GPU_RESOURCE, NODE_POOL_LABEL
+from gpu_inference.domain.instance_types import INSTANCE_SHAPES, InstanceShape
 from gpu_inference.errors import ConfigError
 
-
-class InstanceShape(BaseModel):
-    """What one EC2 instance type offers to Kubernetes (AWS instance type specs, EKS max-pods table)."""
-
-    model_config = ConfigDict(frozen=True)
-    vcpu: int
-    memory_gib: int
-    gpus: int = 0
-    gpu_model: str = ""
-    gpu_memory_mib: int = 0
-    max_pods: int = 29
-
-
-#: Instance types this project can model (local cluster nodes, cost estimates).
-INSTANCE_SHAPES: dict[str, InstanceShape] = {
-    "g4dn.xlarge": InstanceShape(vcpu=4, memory_gib=16, gpus=1, gpu_model="Tesla T4", gpu_memory_mib=15360),
-    "g4dn.2xlarge": InstanceShape(vcpu=8, memory_gib=32, gpus=1, gpu_model="Tesla T4", gpu_memory_mib=15360),
-    "g5.xlarge": InstanceShape(vcpu=4, memory_gib=16, gpus=1, gpu_model="NVIDIA A10G", gpu_memory_mib=23028),
-    "g6.xlarge": InstanceShape(vcpu=4, memory_gib=16, gpus=1, gpu_model="NVIDIA L4", gpu_memory_mib=23034),
-    "m6i.large": InstanceShape(vcpu=2, memory_gib=8),
-    "m6i.xlarge": InstanceShape(vcpu=4, memory_gib=16, max_pods=58),
-    "m5.large": InstanceShape(vcpu=2, memory_gib=8),
-    "t3.large": InstanceShape(vcpu=2, memory_gib=8, max_pods=35),
-}
-
-#: Label every node group carries so the chart can select it (set in eksctl/cluster.yaml).
-NODE_POOL_LABEL = "gpu-inference.io/node-pool"
-ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
-GPU_RESOURCE = "nvidia.com/gpu"
+__all__ = [
+    "ACCELERATOR_LABEL",
+    "GPU_RESOURCE",
+    "INSTANCE_SHAPES",
+    "NODE_POOL_LABEL",
+    "ClusterSpec",
+    "InstanceShape",
+    "NodeGroupSpec",
+    "Taint",
+    "load_cluster_spec",
+    "spec_from_config",
+]
 
 
 class Taint(BaseModel):
+    """A node taint (key, value, effect)."""
+
     model_config = ConfigDict(frozen=True)
     key: str
     value: str = ""
@@ -53,6 +39,8 @@ class Taint(BaseModel):
 
 
 class NodeGroupSpec(BaseModel):
+    """One managed node group: instance type, sizes, labels, taints, capacity type."""
+
     model_config = ConfigDict(frozen=True)
     name: str
     instance_types: tuple[str, ...]
@@ -63,6 +51,7 @@ class NodeGroupSpec(BaseModel):
     taints: tuple[Taint, ...] = ()
     spot: bool = False
     volume_size_gib: int = 80
+    private_networking: bool = False
 
     @property
     def instance_type(self) -> str:
@@ -76,7 +65,7 @@ class NodeGroupSpec(BaseModel):
             raise ConfigError(
                 f"managedNodeGroups[{self.name}].instanceType",
                 f"unknown instance type {self.instance_type!r}",
-                f"use one of {sorted(INSTANCE_SHAPES)} or add it to cluster_spec.INSTANCE_SHAPES",
+                f"use one of {sorted(INSTANCE_SHAPES)} or add it to gpu_inference/domain/instance_types.py",
             ) from None
 
     @property
@@ -89,6 +78,8 @@ class NodeGroupSpec(BaseModel):
 
 
 class ClusterSpec(BaseModel):
+    """Name, region, version and node groups of the cluster."""
+
     model_config = ConfigDict(frozen=True)
     name: str
     region: str
@@ -110,52 +101,31 @@ class ClusterSpec(BaseModel):
         raise KeyError(name)
 
 
-def _node_group(raw: dict[str, Any], where: str) -> NodeGroupSpec:
-    types = raw.get("instanceTypes") or ([raw["instanceType"]] if raw.get("instanceType") else [])
-    if not types:
-        raise ConfigError(
-            f"{where}.instanceType", "no instance type", "set instanceType (or instanceTypes for spot)"
-        )
-    min_size = int(raw.get("minSize", 0))
-    max_size = int(raw.get("maxSize", min_size))
-    desired = int(raw.get("desiredCapacity", min_size))
-    if not min_size <= desired <= max_size:
-        raise ConfigError(
-            f"{where}.minSize/desiredCapacity/maxSize",
-            f"need minSize <= desiredCapacity <= maxSize, got {min_size}/{desired}/{max_size}",
-            "adjust the sizes of this node group",
-        )
-    taints = tuple(Taint(**t) for t in raw.get("taints") or [])
-    return NodeGroupSpec(
-        name=raw["name"],
-        instance_types=tuple(types),
-        min_size=min_size,
-        max_size=max_size,
-        desired_capacity=desired,
-        labels={str(k): str(v) for k, v in (raw.get("labels") or {}).items()},
-        taints=taints,
-        spot=bool(raw.get("spot", False)),
-        volume_size_gib=int(raw.get("volumeSize", 80)),
+def spec_from_config(cfg: eksctl_config.ClusterConfig) -> ClusterSpec:
+    """The node-group view of a validated ClusterConfig."""
+    return ClusterSpec(
+        name=cfg.metadata.name,
+        region=cfg.metadata.region,
+        version=cfg.metadata.version,
+        node_groups=tuple(
+            NodeGroupSpec(
+                name=ng.name,
+                instance_types=tuple(ng.instance_types),
+                min_size=ng.min_nodes,
+                max_size=ng.max_nodes,
+                desired_capacity=ng.desired_nodes,
+                labels=dict(ng.labels),
+                taints=tuple(Taint(key=t.key, value=t.value, effect=t.effect) for t in ng.taints),
+                spot=ng.spot,
+                volume_size_gib=ng.volumeSize,
+                private_networking=ng.privateNetworking,
+            )
+            for ng in cfg.managedNodeGroups
+        ),
     )
 
 
 def load_cluster_spec(path: Path) -> ClusterSpec:
-    """Read an eksctl ClusterConfig. Raises ConfigError naming the field on bad input."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(str(path), "file not found", "pass --config eksctl/cluster.yaml") from exc
-    if not isinstance(raw, dict) or raw.get("kind") != "ClusterConfig":
-        raise ConfigError(str(path), "not an eksctl ClusterConfig", "use the file in eksctl/")
-    meta = raw.get("metadata") or {}
-    groups = [
-        _node_group(ng, f"managedNodeGroups[{i}]") for i, ng in enumerate(raw.get("managedNodeGroups") or [])
-    ]
-    if not groups:
-        raise ConfigError("managedNodeGroups", "no node groups", "define a system and a GPU node group")
-    return ClusterSpec(
-        name=str(meta.get("name", "")),
-        region=str(meta.get("region", "")),
-        version=str(meta.get("version", "")),
-        node_groups=tuple(groups),
-    )
+    """Read an eksctl ClusterConfig through the strict model. Raises ClusterConfigError (a
+    GpuInferenceError) naming the setting and the fix on bad input."""
+    return spec_from_config(eksctl_config.load_cluster_config(path))

@@ -22,12 +22,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpu_inference.domain import versions
-from gpu_inference.domain.cluster_spec import (
+from gpu_inference.domain.constants import (
     ACCELERATOR_LABEL,
     GPU_RESOURCE,
-    INSTANCE_SHAPES,
+    GPU_TAINT_KEY,
     NODE_POOL_LABEL,
+    T4_ACCELERATOR,
 )
+from gpu_inference.domain.instance_types import GPU_INSTANCE_TYPES, INSTANCE_SHAPES, gpus_of
 from gpu_inference.errors import ClusterConfigError, Problem
 
 AmiFamily = Literal[
@@ -54,18 +56,8 @@ AMI_FAMILIES_WITH_BUNDLED_DEVICE_PLUGIN = frozenset({"Bottlerocket"})
 #: AMI families this project supports for GPU nodes (both cover g4dn's T4).
 GPU_AMI_FAMILIES = frozenset({"AmazonLinux2023", "Bottlerocket"})
 
-
-def gpus_of(instance_type: str) -> int:
-    """GPUs of an instance type this project models (0 for CPU or unknown types)."""
-    shape = INSTANCE_SHAPES.get(instance_type)
-    return shape.gpus if shape else 0
-
-
-GPU_INSTANCE_TYPES = frozenset(t for t, s in INSTANCE_SHAPES.items() if s.gpus > 0)
-
 SYSTEM_NODE_GROUP = "system"
 GPU_NODE_GROUP = "gpu"
-GPU_TAINT_KEY = "nvidia.com/gpu"
 CA_ENABLED_TAG = "k8s.io/cluster-autoscaler/enabled"
 CA_NODE_TEMPLATE_GPU_TAG = f"k8s.io/cluster-autoscaler/node-template/resources/{GPU_RESOURCE}"
 POD_IDENTITY_AGENT_ADDON = "eks-pod-identity-agent"
@@ -236,6 +228,21 @@ class ManagedNodeGroup(_Strict):
         types = self.instance_types
         return gpus_of(types[0]) if types else 0
 
+    @property
+    def min_nodes(self) -> int:
+        """minSize; eksctl's default for an unset minSize is used as 0 here."""
+        return self.minSize or 0
+
+    @property
+    def max_nodes(self) -> int:
+        """maxSize, or minSize when unset."""
+        return self.maxSize if self.maxSize is not None else self.min_nodes
+
+    @property
+    def desired_nodes(self) -> int:
+        """desiredCapacity, or minSize when unset."""
+        return self.desiredCapacity if self.desiredCapacity is not None else self.min_nodes
+
 
 class ClusterConfig(_Strict):
     apiVersion: Literal["eksctl.io/v1alpha5"]
@@ -300,6 +307,13 @@ def parse_cluster_config(raw: Any, source: str) -> ClusterConfig:
                 )
             elif err["type"] == "missing":
                 problems.append(Problem(where, "required field is missing", "add it"))
+            elif err["type"] == "literal_error":
+                expected = (err.get("ctx") or {}).get("expected", "a value eksctl accepts")
+                problems.append(
+                    Problem(
+                        where, f"unknown value {err.get('input')!r} (expected {expected})", f"use {expected}"
+                    )
+                )
             else:
                 problems.append(
                     Problem(where, f"{err['msg']} (got {err.get('input')!r})", "use a value eksctl accepts")
@@ -401,7 +415,7 @@ def _check_gpu_group(ng: ManagedNodeGroup, where: str) -> list[Problem]:
                 f"must have {ACCELERATOR_LABEL} (the cluster autoscaler uses it to wait for the device "
                 "plugin "
                 "instead of scaling out twice)",
-                f"add {ACCELERATOR_LABEL}: nvidia-tesla-t4 for g4dn",
+                f"add {ACCELERATOR_LABEL}: {T4_ACCELERATOR} for g4dn",
             )
         )
     if not any(t.key == GPU_TAINT_KEY and t.value == "true" and t.effect == "NoSchedule" for t in ng.taints):
@@ -793,6 +807,61 @@ def load_and_check(
     if problems:
         raise ClusterConfigError(source, problems)
     return raw, cfg
+
+
+def shape_rules(cfg: ClusterConfig) -> list[Problem]:
+    """What every reader of the node groups needs (the local cluster, the cost estimate): each group
+    has one known instance type and consistent sizes."""
+    p: list[Problem] = []
+    if not cfg.managedNodeGroups:
+        p.append(Problem("managedNodeGroups", "no node groups", "define a system and a GPU node group"))
+    for ng in cfg.managedNodeGroups:
+        where = f"managedNodeGroups.{ng.name}"
+        if not ng.instance_types:
+            p.append(
+                Problem(f"{where}.instanceType", "no instance type", "set instanceType (or instanceTypes)")
+            )
+            continue
+        unknown = [t for t in ng.instance_types if t not in INSTANCE_SHAPES]
+        if unknown:
+            p.append(
+                Problem(
+                    f"{where}.instanceType",
+                    f"unknown instance type(s) {unknown}",
+                    f"use one of {sorted(INSTANCE_SHAPES)} or add it to "
+                    "gpu_inference/domain/instance_types.py",
+                )
+            )
+        if not ng.min_nodes <= ng.desired_nodes <= ng.max_nodes:
+            p.append(
+                Problem(
+                    f"{where}.minSize/desiredCapacity/maxSize",
+                    "need minSize <= desiredCapacity <= maxSize, got "
+                    f"{ng.min_nodes}/{ng.desired_nodes}/{ng.max_nodes}",
+                    "adjust the sizes of this node group",
+                )
+            )
+    return p
+
+
+def load_cluster_config(
+    path: Path,
+    *,
+    region: str | None = None,
+    version: str | None = None,
+    overlays: Sequence[Path] = (),
+) -> ClusterConfig:
+    """The one way to read eksctl/cluster.yaml for its node groups: eksctl's schema plus `shape_rules`.
+
+    Raises ClusterConfigError naming each bad setting and its fix (deploy adds `project_rules`).
+    """
+    raw = render(path, region=region, version=version, overlays=overlays)
+    source = str(path) + "".join(f" + {o}" for o in overlays)
+    cfg = parse_cluster_config(raw, source)
+    problems = shape_rules(cfg)
+    if problems:
+        raise ClusterConfigError(source, problems)
+    return cfg
 
 
 def write_rendered(raw: Mapping[str, Any], path: Path) -> Path:

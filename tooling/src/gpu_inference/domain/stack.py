@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpu_inference.domain.cluster_spec import load_cluster_spec
+from gpu_inference.domain.eksctl_config import load_cluster_config
 from gpu_inference.errors import ConfigError
 from gpu_inference.paths import project_root
 
@@ -261,47 +261,40 @@ def load_stack(
     load_balancer: LoadBalancerKind | None = None,
     extended_support: bool = False,
 ) -> StackInputs:
-    """Read eksctl/cluster.yaml and chart values; explicit arguments win over both."""
-    spec = load_cluster_spec(eksctl_config)
-    raw = yaml.safe_load(eksctl_config.read_text()) or {}
+    """Read eksctl/cluster.yaml (the strict model) and chart values; explicit arguments win over both."""
+    spec = load_cluster_config(eksctl_config)
     cfg = _shown(eksctl_config)
     sources: dict[str, str] = {"node_groups": f"{cfg}: managedNodeGroups"}
-    raw_groups = {str(g.get("name")): g for g in raw.get("managedNodeGroups") or []}
     groups = tuple(
         NodeGroupCost(
             name=ng.name,
-            instance_type=ng.instance_type,
+            instance_type=ng.instance_types[0],
             spot=ng.spot,
-            min_size=ng.min_size,
-            desired=ng.desired_capacity,
-            max_size=ng.max_size,
-            volume_gib=ng.volume_size_gib,
+            min_size=ng.min_nodes,
+            desired=ng.desired_nodes,
+            max_size=ng.max_nodes,
+            volume_gib=ng.volumeSize,
             gpus_per_node=ng.gpus_per_node,
-            public_ip=not bool(raw_groups.get(ng.name, {}).get("privateNetworking", False)),
+            public_ip=not ng.privateNetworking,
         )
-        for ng in spec.node_groups
+        for ng in spec.managedNodeGroups
     )
     sources["public_ip"] = (
         f"{cfg}: privateNetworking per node group (unset = public subnets, eksctl's default; {EKSCTL_DOCS})"
     )
-    azs = raw.get("availabilityZones")
-    if azs:
-        n_azs = len(azs)
+    region = spec.metadata.region
+    if spec.availabilityZones:
+        n_azs = len(spec.availabilityZones)
         sources["availability_zones"] = f"{cfg}: availabilityZones"
     else:
-        n_azs = 2 if spec.region == "us-east-1" else 3
-        sources["availability_zones"] = f"eksctl default for {spec.region} ({EKSCTL_DOCS})"
-    nat_mode = str(((raw.get("vpc") or {}).get("nat") or {}).get("gateway", "Single"))
-    nat = {"Single": 1, "HighlyAvailable": n_azs, "Disable": 0}.get(nat_mode)
-    if nat is None:
-        raise ConfigError(
-            "vpc.nat.gateway", f"unknown value '{nat_mode}'", "use Single, HighlyAvailable or Disable"
-        )
-    sources["nat_gateways"] = f"{cfg}: vpc.nat.gateway={nat_mode}" + (
-        "" if (raw.get("vpc") or {}).get("nat") else " (eksctl default)"
-    )
+        n_azs = 2 if region == "us-east-1" else 3
+        sources["availability_zones"] = f"eksctl default for {region} ({EKSCTL_DOCS})"
+    nat_mode = spec.vpc.nat.gateway
+    nat = {"Single": 1, "HighlyAvailable": n_azs, "Disable": 0}[nat_mode]
+    nat_set = "vpc" in spec.model_fields_set and "nat" in spec.vpc.model_fields_set
+    sources["nat_gateways"] = f"{cfg}: vpc.nat.gateway={nat_mode}" + ("" if nat_set else " (eksctl default)")
     sources["eks_support"] = (
-        f"Kubernetes {spec.version} assumed in EKS standard support "
+        f"Kubernetes {spec.metadata.version} assumed in EKS standard support "
         "(pass --extended-support once it is past it)"
     )
 
@@ -348,8 +341,8 @@ def load_stack(
         else "one public IPv4 per AZ for an internet-facing load balancer"
     )
     return StackInputs(
-        cluster_name=spec.name,
-        region=spec.region,
+        cluster_name=spec.metadata.name,
+        region=region,
         node_groups=groups,
         availability_zones=n_azs,
         nat_gateways=nat,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_inference.domain import versions
-from gpu_inference.domain.cluster_spec import NODE_POOL_LABEL
+from gpu_inference.domain.constants import NODE_POOL_LABEL
 from gpu_inference.domain.eksctl_config import SYSTEM_NODE_GROUP, ClusterConfig
 from gpu_inference.errors import ConfigError
 

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpu_inference.domain.cluster_spec import GPU_RESOURCE
+from gpu_inference.domain.constants import GPU_RESOURCE, GPU_TAINT_KEY
 from gpu_inference.domain.eksctl_config import (
     GPU_NODE_GROUP,
-    GPU_TAINT_KEY,
     ClusterConfig,
     ManagedNodeGroup,
     device_plugin_count,
