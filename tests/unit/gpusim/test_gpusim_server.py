@@ -458,12 +458,20 @@ def test_allocate_mode_serves_pods_on_its_own_addresses_and_records_them(
 def test_replica_profile_follows_the_pods_vllm_flags(
     make_pod: Callable[..., client.V1Pod], caplog: pytest.LogCaptureFixture
 ) -> None:
-    args = ["--max-num-seqs=64", "--gpu-memory-utilization=0.5", "--max-model-len=1000000"]
+    args = [
+        "--max-num-seqs=64",
+        "--gpu-memory-utilization=0.5",
+        "--max-model-len=1000000",
+        "--max-num-batched-tokens",
+        "512",
+    ]
     tracker = PodTracker()
     tracker.apply_pod(PodKind.INFERENCE, "ADDED", make_pod("p", pod_ip="127.9.9.9", args=args))
     (state,) = tracker.desired().replicas
     llm = Simulator(SimConfig(profile=LLM_DEFAULT))._profile_for(state, TESLA_T4)
-    assert (llm.max_batch, llm.memory_fraction) == (64, 0.5)
+    assert (llm.max_batch, llm.memory_fraction, llm.max_num_batched_tokens) == (64, 0.5, 512)
+    assert llm.sources["max_batch"] == "pod flag --max-num-seqs"
+    assert llm.kv_capacity_tokens() < LLM_DEFAULT.kv_capacity_tokens()
     assert llm.max_model_len == LLM_DEFAULT.max_model_len  # 1e6 tokens do not fit the KV cache
     assert "ignoring its --max-model-len" in caplog.text
     classic = Simulator(SimConfig(profile=CLASSIC_DEFAULT))._profile_for(state, TESLA_T4)

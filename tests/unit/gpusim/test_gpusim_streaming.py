@@ -254,3 +254,76 @@ def test_classic_profile_streams_too(loopback_host: Callable[[], str]) -> None:
             replica.runner.close()
 
     asyncio.run(scenario())
+
+
+def test_whole_simulator_llm_one_stream_reads_full_utilization(
+    loopback_host: Callable[[], str], make_pod: Callable[..., Any], make_node: Callable[..., Any]
+) -> None:
+    from gpu_inference.gpusim.simulator import SimConfig, Simulator
+
+    ip_pod, ip_dcgm = loopback_host(), loopback_host()
+    cfg = SimConfig(
+        profile=LLM_DEFAULT,
+        front_door_host=loopback_host(),
+        front_door_port=0,
+        collect_interval_s=3600,  # collect by hand
+        reconcile_period_s=3600,
+    )
+
+    async def scenario() -> None:
+        sim = Simulator(cfg)
+        await sim.start()
+        try:
+            sim.on_watch_event("node", "SYNC", [make_node("gpu-1")])
+            args = ["--served-model-name", MODEL]
+            sim.on_watch_event("inference", "SYNC", [make_pod("inf", node="gpu-1", pod_ip=ip_pod, args=args)])
+            exporter = make_pod("dcgm", node="gpu-1", pod_ip=ip_dcgm, gpus=0, port=9400, port_name="metrics")
+            sim.on_watch_event("exporter", "SYNC", [exporter])
+            await sim.reconcile()
+            front = f"http://{sim.front_door_address}"
+            body = stream_body(2000)
+            async with aiohttp.ClientSession() as http, http.post(f"{front}/v1/completions", json=body) as r:
+                assert r.headers[PROFILE_HEADER] == "llm"
+                await r.content.readuntil(b"\n\n")  # the first token is out
+                await asyncio.sleep(1.2)  # longer than NVML's 1 s sample period
+                sim.collect()
+                async with http.get(f"http://{ip_dcgm}:9400/metrics") as m:
+                    assert m.headers[PROFILE_HEADER] == "llm"
+                    dcgm = {f.name: f for f in text_string_to_metric_families(await m.text())}
+                async with http.get(f"http://{ip_pod}:8000/metrics") as m:
+                    vllm = {f.name: f for f in text_string_to_metric_families(await m.text())}
+                async with http.get(f"{front}/gpusim/profile") as m:
+                    profile = await m.json()
+            assert dcgm["DCGM_FI_DEV_GPU_UTIL"].samples[0].value == 100  # one sequence decoding
+            assert vllm["vllm:num_requests_running"].samples[0].value == 1
+            assert vllm["vllm:num_requests_waiting"].samples[0].value == 0
+            assert profile["profile"] == "llm"
+            status = sim.status()
+            assert status["profile"]["name"] == "llm"
+        finally:
+            await sim.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_batch_slot(loopback_host: Callable[[], str]) -> None:
+    async def scenario() -> None:
+        listener, replica = await start_replica(loopback_host())
+        try:
+            url = f"http://{listener.address}/v1/completions"
+            async with aiohttp.ClientSession() as http, http.post(url, json=stream_body(2000)) as r:
+                await r.content.readuntil(b"\n\n")
+                assert replica.runner.engine.running == 1
+                r.close()  # the client goes away
+                for _ in range(100):
+                    replica.runner.sync()
+                    if replica.runner.engine.running == 0:
+                        break
+                    await asyncio.sleep(0.02)
+            assert replica.runner.engine.running == 0
+            assert replica.runner.in_flight == 0
+        finally:
+            await listener.stop()
+            replica.runner.close()
+
+    asyncio.run(scenario())
