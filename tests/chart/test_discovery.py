@@ -10,6 +10,7 @@ not captured from a cluster."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -324,6 +325,7 @@ def test_pod_monitor_without_the_labeldrop_would_clash(promtool: str, tmp_path: 
         for m in r.of_kind("PodMonitor")
         if m["metadata"]["labels"]["app.kubernetes.io/component"] == "dcgm-exporter"
     )
+    pm = copy.deepcopy(pm)  # the render is cached for the whole session
     pm["spec"]["podMetricsEndpoints"][0]["relabelings"] = []
     targets = discover(promtool, operator_scrape_config(pm, True), [chart_exporter(r)], tmp_path)
     assert {"pod", "namespace"} <= set(targets[0])
