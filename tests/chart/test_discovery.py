@@ -250,8 +250,9 @@ def operator_scrape_config(pm: dict[str, Any], override_honor_labels: bool) -> d
     """The scrape job prometheus-operator generates for a PodMonitor with one endpoint, in its order:
     keep on the selector's labels and on the container port name, add namespace/container/pod,
     job and endpoint target labels, then the endpoint's own relabelings. overrideHonorLabels (a
-    Prometheus CR setting) forces honor_labels false. A model of the operator's documented output
-    (prometheus-operator Documentation/api-reference), kept to what the chart's PodMonitor uses."""
+    Prometheus CR setting) forces honor_labels false. A model written for this test of what the
+    operator's config generator produces (its default namespace/container/pod/job/endpoint target
+    labels come before the endpoint's relabelings), kept to what the chart's PodMonitor uses."""
     ep = pm["spec"]["podMetricsEndpoints"][0]
     relabel: list[dict[str, Any]] = []
     for key, value in pm["spec"]["selector"]["matchLabels"].items():
