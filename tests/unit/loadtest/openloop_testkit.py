@@ -2,8 +2,9 @@
 
 It runs in a thread with its own event loop, so the engine under test (in the test's thread)
 and the server do not share a scheduler. Each request is answered from a `Plan` chosen by a
-function of the request's id (its X-Request-Id) and body: status, delay to the first token, gap between
-tokens, number of tokens, whether to hang, break the stream or send an error chunk.
+function of the request's number (from its X-Request-Id), body and X-Request-Id: status,
+delay to the first token, gap between tokens, number of tokens, whether to hang, break the
+stream or send an error chunk.
 `slots` > 0 makes the server a queue with that many parallel slots (a slot is held from the
 request's arrival to its last token), so latency grows with concurrency.
 """
@@ -49,8 +50,10 @@ class Seen:
 class SseServer:
     """Start with `with SseServer(plan) as server:`; server.url is http://127.0.0.1:<port>."""
 
-    def __init__(self, plan: Callable[[int, dict[str, Any]], Plan] | Plan = Plan(), slots: int = 0) -> None:
-        self.plan = plan if callable(plan) else (lambda _i, _b, p=plan: p)
+    def __init__(
+        self, plan: Callable[[int, dict[str, Any], str], Plan] | Plan = Plan(), slots: int = 0
+    ) -> None:
+        self.plan = plan if callable(plan) else (lambda _i, _b, _r, p=plan: p)
         self.slots = slots
         self.seen = Seen()
         self.url = ""
@@ -127,9 +130,9 @@ class SseServer:
         seen.peak_in_flight = max(seen.peak_in_flight, seen.in_flight)
         try:
             if sem is None:
-                return await self._answer(request, body, self.plan(index, body))
+                return await self._answer(request, body, self.plan(index, body, rid))
             async with sem:
-                return await self._answer(request, body, self.plan(index, body))
+                return await self._answer(request, body, self.plan(index, body, rid))
         finally:
             seen.in_flight -= 1
             seen.finished += 1

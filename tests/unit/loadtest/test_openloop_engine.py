@@ -120,7 +120,7 @@ def test_request_body_is_a_streamed_openai_request(tmp_path: Path) -> None:
 
 
 def test_http_5xx_and_broken_streams_are_errors(tmp_path: Path) -> None:
-    def plan(i: int, _body: object) -> Plan:
+    def plan(i: int, _body: object, _rid: str) -> Plan:
         return [Plan(status=503), Plan(error_chunk=True), Plan(omit_done=True), Plan(tokens=0), Plan()][i % 5]
 
     with SseServer(plan) as server:
