@@ -35,12 +35,13 @@ def raw_data_file() -> dict[str, Any]:
 
 
 def parameters(doc: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [
+    grouped = [
         (f"{section}.{group}.{name}", entry)
         for section in ("gpus", "models", "profiles")
         for group, body in doc[section].items()
         for name, entry in body.items()
     ]
+    return grouped + [(f"api.{name}", entry) for name, entry in doc["api"].items()]
 
 
 def test_every_parameter_in_the_data_file_has_a_source() -> None:
@@ -58,16 +59,23 @@ def test_every_parameter_in_the_data_file_has_a_source() -> None:
 
 
 @pytest.mark.parametrize("broken", ["no-source", "empty-source", "bare-value"])
-def test_a_parameter_without_a_source_is_refused(broken: str) -> None:
+@pytest.mark.parametrize(
+    "path", [("profiles", "llm", "max_num_seqs"), ("gpus", "tesla-t4", "tdp_w"), ("api", "bytes_per_token")]
+)
+def test_a_parameter_without_a_source_is_refused(broken: str, path: tuple[str, ...]) -> None:
     doc = copy.deepcopy(raw_data_file())
-    entry = doc["profiles"]["llm"]["max_num_seqs"]
+    *parents, name = path
+    holder = doc
+    for key in parents:
+        holder = holder[key]
+    entry = holder[name]
     if broken == "no-source":
         del entry["source"]
     elif broken == "empty-source":
         entry["source"] = "  "
     else:
-        doc["profiles"]["llm"]["max_num_seqs"] = 256
-    with pytest.raises(ValueError, match="max_num_seqs"):
+        holder[name] = entry["value"]
+    with pytest.raises(ValueError, match=name):
         parse_catalog(doc)
 
 

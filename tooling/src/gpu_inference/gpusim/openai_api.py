@@ -25,15 +25,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from gpu_inference.gpusim.params import load_catalog
+
 #: Completion budget for /v1/completions when max_tokens is absent (vLLM's default).
 DEFAULT_COMPLETION_MAX_TOKENS = 16
 #: Completion budget for /v1/chat/completions when neither max_tokens nor
 #: max_completion_tokens is given (vLLM would generate until end-of-sequence).
 DEFAULT_CHAT_MAX_TOKENS = 128
 #: Most sequences one request may ask for (n x prompts).
-MAX_SEQUENCES_PER_REQUEST = 128
-CHAT_TOKENS_PER_MESSAGE = 4
-CHAT_TOKENS_FOR_REPLY = 3
+_API = load_catalog().api
+#: Figures of the token-counting rule, from the data file (assumptions, see data/profiles.yaml).
+BYTES_PER_TOKEN = int(_API["bytes_per_token"].value)
+MAX_SEQUENCES_PER_REQUEST = int(_API["max_sequences_per_request"].value)
+CHAT_TOKENS_PER_MESSAGE = int(_API["chat_tokens_per_message"].value)
+CHAT_TOKENS_FOR_REPLY = int(_API["chat_tokens_for_reply"].value)
 
 _FILLER = (
     "simulated",
@@ -109,8 +114,8 @@ class InferenceRequest:
 
 
 def count_text_tokens(text: str) -> int:
-    """Deterministic token count of a text: ceil(UTF-8 bytes / 4)."""
-    return math.ceil(len(text.encode("utf-8")) / 4)
+    """Deterministic token count of a text: ceil(UTF-8 bytes / BYTES_PER_TOKEN (4))."""
+    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
 
 
 def _int_param(body: dict[str, Any], name: str, default: int | None, minimum: int) -> int | None:

@@ -73,6 +73,8 @@ class Catalog:
     gpus: dict[str, dict[str, Param]]
     models: dict[str, dict[str, Param]]
     profiles: dict[str, dict[str, Param]]
+    #: request-side figures (token counting of the API layer)
+    api: dict[str, Param] = field(default_factory=dict)
 
 
 def parse_catalog(doc: Any) -> Catalog:
@@ -85,7 +87,8 @@ def parse_catalog(doc: Any) -> Catalog:
         if not isinstance(raw, dict) or not raw:
             raise ValueError(f"the simulator's data file has no `{key}`")
         sections[key] = {str(name): _params(body, f"{key}.{name}") for name, body in raw.items()}
-    return Catalog(sections["gpus"], sections["models"], sections["profiles"])
+    api = _params(doc.get("api") or {}, "api")
+    return Catalog(sections["gpus"], sections["models"], sections["profiles"], api)
 
 
 @functools.cache
