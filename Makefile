@@ -12,6 +12,8 @@ CLUSTER_NAME  ?= gpu-inference
 RELEASE       ?= gpu-inference
 NAMESPACE     ?= gpu-inference
 SHAPE         ?= step
+VALUES        ?=
+SET           ?=
 OUT           ?= out
 PYTEST_ARGS   ?=
 
@@ -84,7 +86,8 @@ local-down: ## Stop the local cluster and remove everything it left.
 
 .PHONY: demo
 demo: setup ## Local cluster, chart, a load test that must prove scale-up, a cost report.
-	$(CLI) demo --name $(CLUSTER_NAME) --shape $(SHAPE) --out $(OUT)/demo
+	$(CLI) demo --name $(CLUSTER_NAME) --shape $(SHAPE) --out $(OUT)/demo \
+	  $(foreach f,$(VALUES),--values $(f)) $(foreach s,$(SET),--set $(s))
 
 ##@ AWS (billable: read docs/runbook.md first)
 .PHONY: deploy

@@ -101,6 +101,50 @@ class Helm:
         log.info("helm upgrade --install %s %s -n %s", release, chart, namespace)
         return self._run_async(f"upgrade --install {release}", go(), timeout_s)
 
+    def upgrade_install_files(
+        self,
+        release: str,
+        chart: Path,
+        *,
+        namespace: str,
+        values_files: Sequence[Path] = (),
+        set_values: Sequence[str] = (),
+        wait: bool = True,
+        timeout_s: int = 600,
+    ) -> None:
+        """`helm upgrade --install -f F1 -f F2 ... --set K=V ...` with the helm binary itself, so
+        files and --set pairs merge exactly as helm merges them (files in order, --set last)."""
+        args = ["upgrade", "--install", release, str(chart), "-n", namespace, "--create-namespace"]
+        for f in values_files:
+            args += ["-f", str(f)]
+        for pair in set_values:
+            args += ["--set", pair]
+        if wait:
+            args.append("--wait")
+        args += ["--timeout", f"{timeout_s}s", *self._kube_args()]
+        log.info(
+            "helm upgrade --install %s %s -n %s (%d values files, %d --set)",
+            release,
+            chart,
+            namespace,
+            len(values_files),
+            len(set_values),
+        )
+        process.run("helm", args, timeout=timeout_s + 60)
+
+    def get_values(self, release: str, *, namespace: str, timeout_s: int = 60) -> dict[str, Any]:
+        """The release's computed values (`helm get values --all`): chart defaults, subcharts'
+        included, with every -f and --set applied."""
+        out = process.run(
+            "helm",
+            ["get", "values", release, "-n", namespace, "--all", "-o", "json", *self._kube_args()],
+            timeout=timeout_s,
+        )
+        data = yaml.safe_load(out.stdout) or {}
+        if not isinstance(data, dict):
+            raise ToolFailedError("helm", ["get", "values", release], 0, "the values are not a mapping")
+        return data
+
     def uninstall(self, release: str, *, namespace: str, wait: bool = True, timeout_s: int = 600) -> None:
         """`helm uninstall`; a release that does not exist counts as uninstalled."""
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from gpu_inference.cli.common import user_errors
+from gpu_inference.cli.options import SetOpt, ValuesFilesOpt
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,14 @@ def demo(
     ] = 3,
     duration: Annotated[float, typer.Option("--duration", min=30, help="Load duration in seconds.")] = 180.0,
     profile: Annotated[
-        str, typer.Option("--profile", help="GPU simulator profile: classic or llm.")
+        str,
+        typer.Option(
+            "--profile",
+            help="GPU simulator profile: classic, llm, or auto (from the chart's inference preset).",
+        ),
     ] = "classic",
+    values: ValuesFilesOpt = None,
+    set_values: SetOpt = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the local cluster running afterwards.")] = False,
 ) -> None:
     """Bring up the local cluster, prove scale-up under load, report cost; non-zero unless verified.
@@ -49,7 +56,12 @@ def demo(
 
     passed = False
     with user_errors():
-        cfg = LocalClusterConfig(name=name, profile=profile)
+        cfg = LocalClusterConfig.from_options(
+            name=name,
+            profile=profile,
+            values_files=tuple(values or ()),
+            set_values=tuple(set_values or ()),
+        )
         cluster = LocalCluster(cfg)
         try:
             cluster.up()
@@ -63,7 +75,7 @@ def demo(
                 interval_s=5.0,
             )
             report = run_verify_scaleup(options)
-            cost = cost_report_from_run(out, ca_unneeded_s=cfg.scale_down_unneeded_s)
+            cost = cost_report_from_run(out, ca_unneeded_s=cfg.timings().scale_down_unneeded_s)
             console = Console()
             for c in report.checks:
                 console.print(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: {c.detail}", markup=False)

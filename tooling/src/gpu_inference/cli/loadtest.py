@@ -1,12 +1,11 @@
 """`gpu-inference loadtest`: locust against the inference API, with a timeline and reports.
 
-The options shared with verify-scaleup are defined here once (Annotated aliases).
+The options it shares with verify-scaleup (and cost) are defined once in cli/options.py.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
@@ -19,84 +18,43 @@ from rich.table import Table
 
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.logging_setup import is_interactive
-from gpu_inference.domain.timeline import APIS, DEFAULT_METRIC, RunReport, Target, TimelineSample
+from gpu_inference.cli.options import (
+    ApiOpt,
+    ContextOpt,
+    DurationOpt,
+    HpaOpt,
+    IntervalOpt,
+    KubeconfigOpt,
+    LocalOpt,
+    MaxTokensOpt,
+    MetricOpt,
+    ModelOpt,
+    NameOpt,
+    NamespaceOpt,
+    OutOpt,
+    PeakOpt,
+    PromOpt,
+    ShapeEnvOpt,
+    ShapeOpt,
+    SimulatedOpt,
+    SpawnOpt,
+    TargetOpt,
+    WebUiOpt,
+    parse_duration,
+    parse_env,
+)
+from gpu_inference.domain.timeline import DEFAULT_METRIC, RunReport, Target, TimelineSample
 from gpu_inference.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(text: str | None) -> float | None:
-    """'300', '300s', '5m', '1h30m' -> seconds."""
-    if text is None:
-        return None
-    m = _DURATION.match(text.strip())
-    if not text.strip() or not m or not any(m.groups()):
-        raise typer.BadParameter(f"'{text}' is not a duration (e.g. 300, 90s, 5m, 1h30m)")
-    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-    seconds = h * 3600 + mi * 60 + s
-    if seconds <= 0:
-        raise typer.BadParameter("a duration must be positive")
-    return seconds
-
-
-def parse_env(pairs: list[str] | None) -> dict[str, str]:
-    out = {}
-    for p in pairs or []:
-        key, sep, value = p.partition("=")
-        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise typer.BadParameter(f"'{p}' is not KEY=VALUE (e.g. LOADTEST_STEPS=6)")
-        out[key] = value
-    return out
-
-
-# ----------------------------------------------------------- options shared with verify-scaleup
-
-TargetOpt = Annotated[
-    str | None, typer.Option("--target", help="Base URL of the inference API (e.g. http://127.0.0.1:8000).")
-]
-LocalOpt = Annotated[
-    bool, typer.Option("--local", help="Use the local cluster's front door, Prometheus and HPA.")
-]
-NameOpt = Annotated[str, typer.Option("--name", help="Local cluster name (with --local).")]
-PromOpt = Annotated[
-    str | None, typer.Option("--prometheus-url", help="Prometheus that the HPA's metrics adapter reads.")
-]
-KubeconfigOpt = Annotated[
-    Path | None, typer.Option("--kubeconfig", help="Kubeconfig of the cluster running the chart.")
-]
-ContextOpt = Annotated[str | None, typer.Option("--kube-context", help="Context in the kubeconfig.")]
-NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the inference release.")]
-HpaOpt = Annotated[str | None, typer.Option("--hpa", help="Name of the inference HPA.")]
-ApiOpt = Annotated[str, typer.Option("--api", help=f"Inference API the users speak: {', '.join(APIS)}.")]
-SimulatedOpt = Annotated[
-    bool, typer.Option("--simulated", help="Label every figure SIMULATED (GPU simulator target).")
-]
-ShapeOpt = Annotated[
-    str, typer.Option("--shape", help="Load shape: step, ramp, spike, diurnal, or a path to a shape file.")
-]
-DurationOpt = Annotated[
-    str | None, typer.Option("--duration", help="Length the shape spreads over (300, 90s, 5m).")
-]
-PeakOpt = Annotated[
-    int | None, typer.Option("--peak-users", min=1, help="Peak concurrent users of the shape.")
-]
-SpawnOpt = Annotated[float | None, typer.Option("--spawn-rate", min=0.1, help="Users started per second.")]
-ShapeEnvOpt = Annotated[
-    list[str] | None, typer.Option("--shape-env", help="Extra shape setting KEY=VALUE (repeatable).")
-]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output directory (report.json, report.html, CSVs).")]
-IntervalOpt = Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between timeline samples.")]
-WebUiOpt = Annotated[bool, typer.Option("--web-ui", help="Also serve locust's web UI on 127.0.0.1:8089.")]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model id to request (default: the first the API lists).")
-]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="max_tokens per request.")]
-MetricOpt = Annotated[
-    str, typer.Option("--metric", help="GPU utilization metric of the HPA and the timeline.")
-]
-
+# Other command modules may import the shared options from here too.
+__all__ = [
+    "ApiOpt", "ContextOpt", "DurationOpt", "HpaOpt", "IntervalOpt", "KubeconfigOpt", "LocalOpt",
+    "MaxTokensOpt", "MetricOpt", "ModelOpt", "NameOpt", "NamespaceOpt", "OutOpt", "PeakOpt", "PromOpt",
+    "ShapeEnvOpt", "ShapeOpt", "SimulatedOpt", "SpawnOpt", "TargetOpt", "WebUiOpt", "loadtest",
+    "parse_duration", "parse_env", "resolve_target", "shared_options",
+]  # fmt: skip
 
 _OPTION_OF = {
     "url": "--target",

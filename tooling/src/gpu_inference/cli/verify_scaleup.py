@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from gpu_inference.cli.common import user_errors
-from gpu_inference.cli.loadtest import (
+from gpu_inference.cli.loadtest import Progress, shared_options, summary_line
+from gpu_inference.cli.options import (
     ApiOpt,
     ContextOpt,
     DurationOpt,
@@ -26,7 +27,6 @@ from gpu_inference.cli.loadtest import (
     NamespaceOpt,
     OutOpt,
     PeakOpt,
-    Progress,
     PromOpt,
     ShapeEnvOpt,
     ShapeOpt,
@@ -35,8 +35,6 @@ from gpu_inference.cli.loadtest import (
     TargetOpt,
     WebUiOpt,
     parse_duration,
-    shared_options,
-    summary_line,
 )
 from gpu_inference.domain.timeline import DEFAULT_METRIC
 

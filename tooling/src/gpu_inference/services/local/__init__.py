@@ -6,13 +6,13 @@ from typing import Any
 
 
 def target(name: str = "gpu-inference") -> Any:
-    """The load-test target of a running local cluster (front door, Prometheus, kubeconfig)."""
+    """The load-test target of a running local cluster (front door, Prometheus, kubeconfig), from the
+    settings its `local up` saved."""
     from gpu_inference.domain.timeline import Target
     from gpu_inference.errors import ConfigError
     from gpu_inference.services.local.cluster import LocalCluster
-    from gpu_inference.services.local.config import LocalClusterConfig
 
-    cluster = LocalCluster(LocalClusterConfig(name=name))
+    cluster = LocalCluster.named(name)  # the ports and names `local up` saved
     if not cluster.exists():
         raise ConfigError(
             "--local", f"no local cluster named {name!r} is running", "run `gpu-inference local up` first"

@@ -53,11 +53,37 @@ class Endpoints:
     release: str
 
 
+def profile_for_preset(preset: str | None) -> str:
+    """The simulator profile that behaves like the chart's inference server: vLLM batches
+    continuously (llm); any other server is taken as one request at a time (classic)."""
+    return "llm" if preset == "vllm" else "classic"
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Could a server bind host:port now? Binds the way the servers themselves do: Go's net.Listen
+    and Python's asyncio servers set SO_REUSEADDR, so a port whose last connection is still in
+    TIME_WAIT counts as free, while a port something listens on does not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class LocalCluster:
+    """One local cluster: brings it up, reports on it and takes it down."""
+
     def __init__(self, cfg: LocalClusterConfig) -> None:
         self.cfg = cfg
         self.workdir = cfg.workdir
         self.kubeconfig = self.workdir / "kubeconfig"
+
+    @classmethod
+    def named(cls, name: str) -> LocalCluster:
+        """The cluster `local up --name NAME` started, with the settings it saved."""
+        return cls(LocalClusterConfig.for_name(name))
 
     @property
     def kwokctl(self) -> Kwokctl:
@@ -82,7 +108,8 @@ class LocalCluster:
 
     # ---------------------------------------------------------------- up
     def kwokctl_config(self) -> Path:
-        docs = stages.stages(self.cfg.image_pull_s, self.cfg.model_load_s)
+        t = self.cfg.timings()
+        docs = stages.stages(t.image_pull, t.model_load)
         path = self.workdir / "kwokctl.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
@@ -113,27 +140,50 @@ class LocalCluster:
             client.CoreV1Api(self._api()),
             spec,
             provision_delay_s=0,
-            scale_down_unneeded_s=self.cfg.scale_down_unneeded_s,
+            scale_down_unneeded_s=self.cfg.timings().scale_down_unneeded_s,
         )
         scaler.ensure_minimum()
 
+    @property
+    def node_scaler_faults(self) -> Path:
+        """Write {"fail_provisions": N} here and the next N nodes fail to provision."""
+        return self.workdir / "node-scaler" / "faults.json"
+
+    @property
+    def node_scaler_status(self) -> Path:
+        """The node group scaler's counters (nodes added, failed provisions, drawn delays)."""
+        return self.workdir / "node-scaler" / "status.json"
+
+    def node_scaler_args(self) -> list[str]:
+        t = self.cfg.timings()
+        return [
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--cluster-config",
+            str(self.cfg.eksctl_config),
+            "--scan-interval",
+            f"{t.scan_interval_s:g}",
+            "--provision-delay",
+            f"{t.node_ready.mean:g}",
+            "--provision-jitter",
+            f"{(t.node_ready.high - t.node_ready.low) / 2:g}",
+            "--seed",
+            str(self.cfg.seed),
+            "--scale-down-unneeded",
+            f"{t.scale_down_unneeded_s:g}",
+            "--faults-file",
+            str(self.node_scaler_faults),
+            "--status-file",
+            str(self.node_scaler_status),
+        ]
+
     def start_node_scaler(self) -> None:
+        self.node_scaler_status.parent.mkdir(parents=True, exist_ok=True)
         hostprocs.start(
             self.workdir,
             "node-scaler",
             "gpu_inference.services.local.nodescaler",
-            [
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "--cluster-config",
-                str(self.cfg.eksctl_config),
-                "--scan-interval",
-                "5",
-                "--provision-delay",
-                str(self.cfg.provision_delay_s),
-                "--scale-down-unneeded",
-                str(self.cfg.scale_down_unneeded_s),
-            ],
+            self.node_scaler_args(),
             python_module=True,
         )
 
@@ -146,17 +196,41 @@ class LocalCluster:
             },
         }
 
+    def values_files(self) -> list[Path]:
+        """The -f files in helm's order: the local overlay, the cluster's settings, the user's files."""
+        settings = self.workdir / "values-settings.yaml"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(yaml.safe_dump(self.overlay_values(), sort_keys=False))
+        return [VALUES_OVERLAY, settings, *self.cfg.values_files]
+
     def install_chart(self) -> None:
-        helm = Helm(kubeconfig=self.kubeconfig)
-        helm.upgrade_install(
+        """helm upgrade --install with the overlay, then the user's -f files and --set pairs."""
+        Helm(kubeconfig=self.kubeconfig).upgrade_install_files(
             self.cfg.release,
             paths.chart_dir(),
             namespace=self.cfg.namespace,
-            values_files=[VALUES_OVERLAY],
-            values=self.overlay_values(),
+            values_files=self.values_files(),
+            set_values=self.cfg.set_values,
             wait=True,
             timeout_s=240,
         )
+
+    def chart_preset(self) -> str | None:
+        """The installed release's inference server preset (inference.preset)."""
+        values = Helm(kubeconfig=self.kubeconfig).get_values(self.cfg.release, namespace=self.cfg.namespace)
+        inference = values.get("inference") or {}
+        preset = inference.get("preset") if isinstance(inference, dict) else None
+        return str(preset) if preset else None
+
+    def resolve_profile(self) -> None:
+        """profile auto: the simulator profile follows the chart's preset; saved with the settings."""
+        if self.cfg.profile != "auto":
+            return
+        preset = self.chart_preset()
+        profile = profile_for_preset(preset)
+        log.info("inference preset %s: GPU simulator profile %s", preset, profile)
+        self.cfg = self.cfg.model_copy(update={"profile": profile})
+        self.cfg.save()
 
     def _selector(self, component: str) -> str:
         return f"app.kubernetes.io/instance={self.cfg.release},app.kubernetes.io/component={component}"
@@ -292,30 +366,45 @@ class LocalCluster:
 
     def check_ports(self) -> None:
         """Fail before creating anything if a host port is taken (e.g. by another local cluster)."""
-        for setting, port in (
+        ports = (
             ("--front-door-port", self.cfg.front_door_port),
             ("--prometheus-port", self.cfg.prometheus_port),
             ("--adapter-port", self.cfg.adapter_port),
-        ):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    raise ConfigError(
-                        setting,
-                        f"127.0.0.1:{port} is already in use (another local cluster?)",
-                        f"stop what listens there or pick another port with {setting}",
-                    ) from None
+        )
+        seen: dict[int, str] = {}
+        for setting, port in ports:
+            if port in seen:
+                raise ConfigError(
+                    setting, f"port {port} is also {seen[port]}", f"pick another port with {setting}"
+                )
+            seen[port] = setting
+            if not port_free(port):
+                raise ConfigError(
+                    setting,
+                    f"127.0.0.1:{port} is already in use (another local cluster?)",
+                    f"stop what listens there or pick another port with {setting}",
+                )
 
     def up(self) -> Endpoints:
         start = time.monotonic()
         if not self.exists():
             self.check_ports()
+        saved = LocalClusterConfig.saved(self.cfg.name)
+        if saved is not None and self.cfg.profile == "auto":
+            saved = saved.model_copy(update={"profile": "auto"})  # auto was resolved when it came up
+        if self.exists() and saved is not None and saved != self.cfg:
+            raise ConfigError(
+                "--name",
+                f"local cluster {self.cfg.name!r} is already running with other settings",
+                f"run `gpu-inference local down --name {self.cfg.name}` first, or pick another --name",
+            )
+        self.cfg.save()
         try:
             self.create_control_plane()
             self.create_nodes()
             self.start_node_scaler()
             self.install_chart()
+            self.resolve_profile()
             configs = self.host_configs()
             self.start_simulator(configs)
             self.start_prometheus(configs)
@@ -375,13 +464,16 @@ class LocalCluster:
         )
 
     def status(self) -> dict[str, Any]:
+        """Processes, endpoints and the saved settings of this cluster."""
         procs = {n: hostprocs.running(self.workdir, n) for n in PROCESSES}
+        saved = LocalClusterConfig.saved(self.cfg.name)
         return {
             "name": self.cfg.name,
             "exists": self.exists(),
             "workdir": str(self.workdir),
             "processes": procs,
             **({"endpoints": self.endpoints.__dict__} if self.exists() else {}),
+            **({"settings": saved.model_dump(mode="json")} if saved else {}),
         }
 
     # ---------------------------------------------------------------- down

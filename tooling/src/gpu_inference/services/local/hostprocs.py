@@ -6,6 +6,7 @@ work directory, and stopped by `local down` even if the process that started the
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -26,6 +27,10 @@ class HostProcessError(GpuInferenceError):
 
 def _pid_file(workdir: Path, name: str) -> Path:
     return workdir / "pids" / f"{name}.pid"
+
+
+def _cmdline_file(workdir: Path, name: str) -> Path:
+    return workdir / "pids" / f"{name}.cmdline"
 
 
 def log_file(workdir: Path, name: str) -> Path:
@@ -62,6 +67,7 @@ def start(
             start_new_session=True,
             cwd=workdir,
         )
+    _cmdline_file(workdir, name).write_text(json.dumps([*exe, *args]))
     _pid_file(workdir, name).write_text(str(proc.pid))
     log.debug("started %s (pid %d): %s", name, proc.pid, " ".join([*exe, *args]))
     time.sleep(0.3)
@@ -102,12 +108,51 @@ def running(workdir: Path, name: str) -> bool:
     return pid_of(workdir, name) is not None
 
 
+def cmdline(pid: int) -> list[str] | None:
+    """The command line of process `pid` (Linux /proc), or None where it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def is_ours(workdir: Path, name: str, pid: int) -> bool:
+    """Is `pid` still the process the pid file was written for? A pid is reused after its process
+    exits, so `local down` checks the command line before signalling: the one recorded at start
+    for processes this package started, else (kwokctl's own pid files) one naming the work directory."""
+    actual = cmdline(pid)
+    if actual is None:
+        # No /proc on this system: nothing to check against. Otherwise the process is gone.
+        return not Path("/proc/self").exists()
+    recorded_file = _cmdline_file(workdir, name)
+    if recorded_file.is_file():
+        try:
+            recorded = json.loads(recorded_file.read_text())
+        except ValueError:
+            recorded = None
+        if isinstance(recorded, list):
+            return actual == [str(a) for a in recorded]
+    return str(workdir.resolve()) in " ".join(actual) or str(workdir) in " ".join(actual)
+
+
 def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
     """SIGTERM the process group, SIGKILL after `grace_s`. Returns True if something was stopped."""
     pid = pid_of(workdir, name)
     pf = _pid_file(workdir, name)
     if pid is None:
         pf.unlink(missing_ok=True)
+        _cmdline_file(workdir, name).unlink(missing_ok=True)
+        return False
+    if not is_ours(workdir, name, pid):
+        log.warning(
+            "%s: pid %d now belongs to another process (%s); not signalling it",
+            name,
+            pid,
+            " ".join(cmdline(pid) or ["?"])[:200],
+        )
+        pf.unlink(missing_ok=True)
+        _cmdline_file(workdir, name).unlink(missing_ok=True)
         return False
     _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
@@ -119,6 +164,7 @@ def stop(workdir: Path, name: str, grace_s: float = 10.0) -> bool:
         log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", name, pid, grace_s)
         _signal(pid, signal.SIGKILL)
     pf.unlink(missing_ok=True)
+    _cmdline_file(workdir, name).unlink(missing_ok=True)
     log.debug("stopped %s (pid %d)", name, pid)
     return True
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpu_inference.domain.cluster_spec import GPU_RESOURCE
+from gpu_inference.domain.constants import GPU_RESOURCE
+from gpu_inference.services.local.timing import Interval
 
 _NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 _REQUESTS_GPU = f'.spec.containers.[] | .resources.limits["{GPU_RESOURCE}"]'
@@ -133,8 +134,18 @@ phase: Running
     )
 
 
-def stages(image_pull_s: float, model_load_s: float) -> list[dict[str, Any]]:
-    """All Stages for the local cluster; GPU pods wait `image_pull_s` then `model_load_s`."""
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def stages(image_pull: Interval | float, model_load: Interval | float) -> list[dict[str, Any]]:
+    """All Stages for the local cluster; GPU pods wait for the image pull, then the model load.
+
+    An Interval [low, high] becomes kwok's delay window: each pod waits a time drawn by kwok
+    between low and high (kwok's own random choice, not seeded).
+    """
+    pull = image_pull if isinstance(image_pull, Interval) else Interval(image_pull, image_pull)
+    load = model_load if isinstance(model_load, Interval) else Interval(model_load, model_load)
     pending = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
     running = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
     not_ready = {"key": _READY_STATUS, "operator": "NotIn", "values": ["True"]}
@@ -166,14 +177,16 @@ def stages(image_pull_s: float, model_load_s: float) -> list[dict[str, Any]]:
             "Pod",
             [_NOT_DELETING, pending, no_ip, gpu],
             {"statusTemplate": _pod_status(ready=False, with_ips=True)},
-            delay_ms=int(image_pull_s * 1000),
+            delay_ms=_ms(pull.low),
+            jitter_ms=_ms(pull.high),
         ),
         _stage(
             "gpu-pod-ready",
             "Pod",
             [_NOT_DELETING, running, not_ready, gpu],
             {"statusTemplate": _pod_status(ready=True, with_ips=False)},
-            delay_ms=int(model_load_s * 1000),
+            delay_ms=_ms(load.low),
+            jitter_ms=_ms(load.high),
         ),
         # Everything else is Ready at once.
         _stage(
