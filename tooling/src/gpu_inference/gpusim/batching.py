@@ -138,6 +138,10 @@ class BatchEngine:
         req = self._by_id.get(rid)
         return list(req.token_times) if req is not None else []
 
+    def tokens_out(self, rid: str) -> int:
+        req = self._by_id.get(rid)
+        return len(req.token_times) if req is not None else 0
+
     def duty_over(self, start: float, end: float) -> float:
         return self._history.share(start, end)
 

@@ -174,6 +174,7 @@ class SimEngine(Protocol):
     def take_window(self, now: float) -> Window: ...
     def advance(self, now: float) -> None: ...
     def token_times(self, rid: str) -> list[float]: ...
+    def tokens_out(self, rid: str) -> int: ...
     def duty_over(self, start: float, end: float) -> float: ...
 
 
@@ -298,6 +299,11 @@ class Engine:
         """Output token times of a waiting or running request so far (empty when unknown)."""
         seq = self._by_id.get(rid)
         return list(seq.token_times) if seq is not None else []
+
+    def tokens_out(self, rid: str) -> int:
+        """Output tokens of a waiting or running request so far (0 when unknown)."""
+        seq = self._by_id.get(rid)
+        return len(seq.token_times) if seq is not None else 0
 
     def duty_over(self, start: float, end: float) -> float:
         """Share of [start, end] the GPU was busy (advance to `end` first)."""

@@ -128,7 +128,7 @@ class EngineRunner:
     def _settle(self) -> None:
         finished = self.engine.pop_finished()
         for rid, (callback, seen) in list(self._watchers.items()):
-            n = len(self.engine.token_times(rid))
+            n = self.engine.tokens_out(rid)
             if n > seen[0]:
                 seen[0] = n
                 callback(n)
