@@ -47,7 +47,7 @@ def test_estimate_as_json_csv_and_table(eksctl: Path, chart: Path, tmp_path: Pat
     code, out = run("estimate", *fixture_args(eksctl, chart))
     assert code == 0
     assert "$0.8330" in out
-    assert "holds for: 2 x g4dn.xlarge as configured: $1.37/h" in " ".join(out.split())
+    assert "holds for: 2 x g4dn.xlarge as configured: $1.39/h" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(

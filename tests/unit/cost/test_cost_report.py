@@ -88,14 +88,24 @@ def test_one_hour_by_hand(stack: StackInputs, prices: PriceBook) -> None:
     # 40 GiB x 1 h + 80 GiB x 1.5 h = 160 GiB-hours = 0.219178 GiB-months x $0.08
     assert items["EBS gp3: node root volumes"] == pytest.approx(160 / 730 * 0.08)
     assert items["data transfer out (response bodies)"] == pytest.approx(0.09)  # 1 GB
+    # gpu-1 and its pod p1 appear at 30 min on a private node group: one 10 GB image (assumed) and one
+    # 3.1 GB model through the NAT gateway at $0.045/GB
+    assert c.nat_pull_gb == pytest.approx(13.1)
+    assert items["NAT gateway data processed: image and model pulls"] == pytest.approx(13.1 * 0.045)
     total = 0.789 + 0.096 + 0.10 + 0.045 + 0.0225 + 0.008 + 0.015 + 160 / 730 * 0.08 + 0.09  # 1.1830342
+    total += 13.1 * 0.045  # 0.5895: the largest item after the nodes
     assert c.total_usd == pytest.approx(total)
-    assert c.total_usd == pytest.approx(1.1830342, abs=1e-7)
+    assert c.total_usd == pytest.approx(1.7725342, abs=1e-7)
     assert c.usd_per_1k_requests == pytest.approx(total / 1000)
     assert c.usd_per_1m_tokens == pytest.approx(total / 10)
     assert c.usd_per_1m_completion_tokens == pytest.approx(total / 8)
-    # idle: gpu-0 0-30 min (50 % < 80) and both 45-60 min: 0.5 + 0.5 GPU-hours, at 0.526 each
-    assert (c.gpu_hours, c.idle_gpu_hours, c.idle_gpu_usd) == pytest.approx((1.5, 1.0, 0.526))
+    # under the HPA target: gpu-0 0-30 min (50 % < 80) and both 45-60 min: 0.5 + 0.5 GPU-hours, at 0.526
+    assert (c.gpu_hours, c.under_target_gpu_hours, c.under_target_gpu_usd) == pytest.approx((1.5, 1.0, 0.526))
+    # every GPU held a pod the whole hour: nothing unallocated (OpenCost's idle)
+    assert (c.unallocated_gpu_hours, c.unallocated_gpu_usd) == (0, 0)
+    # allocated but unused: 0.5 h x 0.5 + 0.25 h x (0.05 + 0.10) + 0.25 h x (0.90 + 1.00) = 0.7625
+    assert c.allocated_unused_gpu_hours == pytest.approx(0.7625)
+    assert c.allocated_unused_gpu_usd == pytest.approx(0.7625 * 0.526)
     # tail: load stopped at 45 min; one extra GPU node for 15 min; back to one node by the end
     assert c.tail is not None
     assert c.tail.complete
@@ -213,7 +223,7 @@ def test_cost_report_from_a_run_directory(tmp_path: Path, stack: StackInputs, pr
     (tmp_path / "report.json").write_text(report.model_dump_json())
     cost = cost_report_from_run(tmp_path, prices=prices, stack=stack)
     # the same hour as above, with the response bytes of all 1,000,010 requests: 1.00001 GB out
-    assert cost.total_usd == pytest.approx(1.1830342 + 0.00001 * 0.09, abs=1e-7)
+    assert cost.total_usd == pytest.approx(1.7725342 + 0.00001 * 0.09, abs=1e-7)
     assert cost.requests == 1_000_000
     assert cost.utilization_target == 80
     assert json.loads((tmp_path / "cost.json").read_text())["total_usd"] == pytest.approx(cost.total_usd)
@@ -228,6 +238,37 @@ def test_cost_report_from_a_run_directory(tmp_path: Path, stack: StackInputs, pr
     assert updated.cost.total_usd == pytest.approx(cost.total_usd)
     html = (tmp_path / "report.html").read_text()
     assert "<h2>Cost</h2>" in html
+    assert "idle GPU-hours (unallocated: no inference pod)" in html
+    assert "allocated but unused GPU-hours" in html
+    assert "GPU-hours under the HPA target (80 %)" in html
+    for key in (
+        "unallocated_gpu_hours",
+        "allocated_unused_gpu_hours",
+        "under_target_gpu_hours",
+        "nat_pull_gb",
+    ):
+        assert key in summary
     assert "Scale-down tail" in html
     assert "SIMULATED GPU figures" in html
     assert to_csv(cost) == (tmp_path / "cost.csv").read_text()
+
+
+def test_a_gpu_node_without_a_pod_is_idle_not_just_under_target(
+    stack: StackInputs, prices: PriceBook
+) -> None:
+    """OpenCost's idle is capacity allocated to no pod: a GPU node that holds no inference pod for half
+    an hour is 0.5 unallocated GPU-hours; the busy node next to it is allocated, 10 % unused."""
+    samples = [
+        sample(0, [SYSTEM, gpu(0), gpu(1)], {0: 90}),  # gpu-1 holds no pod
+        sample(1800, [SYSTEM, gpu(0), gpu(1)], {0: 90}),
+    ]
+    c = cost_from_timeline(
+        samples, prices=prices, stack=stack, simulated=True, source="t", usage=Usage(), utilization_target=80
+    )
+    assert c.unallocated_gpu_hours == pytest.approx(0.5)
+    assert c.unallocated_gpu_usd == pytest.approx(0.5 * 0.526)
+    assert c.allocated_unused_gpu_hours == pytest.approx(0.5 * 0.10)
+    assert c.under_target_gpu_hours == pytest.approx(0.5)  # only the podless node is under 80 %
+    # nothing new appeared after the first sample: nothing pulled through the NAT
+    assert c.nat_pull_gb == 0
+    assert not any(i.cost_usd for i in c.items if i.name.endswith("image and model pulls"))

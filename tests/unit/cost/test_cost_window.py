@@ -53,8 +53,10 @@ def test_window_cost_from_prometheus_history(
     assert gpu.cost_usd == pytest.approx(0.526 * 3 * 2 / 3600)
     # Two GPUs served pods at 93 % and 88 % (busy); the third had no pod: idle for the 2 s.
     assert c.gpu_hours == pytest.approx(3 * 2 / 3600)
-    assert c.idle_gpu_hours == pytest.approx(2 / 3600)
-    assert c.idle_gpu_usd == pytest.approx(0.526 * 2 / 3600)
+    assert c.unallocated_gpu_hours == pytest.approx(2 / 3600)
+    assert c.unallocated_gpu_usd == pytest.approx(0.526 * 2 / 3600)
+    assert c.under_target_gpu_hours == pytest.approx(2 / 3600)  # the podless GPU at 0 % < 80 %
+    assert c.allocated_unused_gpu_hours == pytest.approx((0.07 + 0.12) * 2 / 3600)
     assert c.requests == 0
     assert c.usd_per_1k_requests is None
     assert any("no longer exist" in n and "'gpu' node group" in n for n in c.notes)

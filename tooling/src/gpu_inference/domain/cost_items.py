@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from gpu_inference.domain.cost_models import CostItem
 from gpu_inference.domain.prices import HOURS_PER_MONTH, PriceBook
 from gpu_inference.domain.stack import StackInputs
@@ -66,3 +68,83 @@ def overhead_items(stack: StackInputs, prices: PriceBook, lcu_per_hour: float) -
             )
         )
     return out
+
+
+TrafficKind = Literal["assumed", "measured"]
+_TRAFFIC_NAMES: dict[TrafficKind, tuple[str, str, str]] = {
+    # (CLB data name, data transfer out name, note)
+    "assumed": ("CLB data processed", "data transfer out to the internet", "assumed traffic"),
+    "measured": (
+        "CLB data processed (response bodies)",
+        "data transfer out (response bodies)",
+        "measured by locust",
+    ),
+}
+NAT_PULLS_ITEM = "NAT gateway data processed: image and model pulls"
+
+
+def usage_items(
+    stack: StackInputs,
+    prices: PriceBook,
+    *,
+    volume_gib_hours: float,
+    public_node_hours: float,
+    egress_gb: float,
+    traffic: TrafficKind,
+    nat_other_gb: float | None = None,
+    nat_pull_gb: float | None = None,
+    pull_note: str = "",
+    per_hour: bool,
+) -> list[CostItem]:
+    """The items that follow the nodes and the traffic, for the estimate (per_hour: quantities are
+    per hour) and for a run or window report (quantities are totals): node root volumes, node public
+    IPv4, CLB data, NAT data (other traffic; image and model pulls), data transfer out."""
+    clb_name, egress_name, note = _TRAFFIC_NAMES[traffic]
+    out: list[CostItem] = []
+    if per_hour:
+        gb_hour = prices.ebs_gp3_gb_month.usd / HOURS_PER_MONTH
+        out.append(
+            CostItem(
+                name="EBS gp3: node root volumes",
+                quantity=volume_gib_hours,
+                unit="GiB",
+                unit_usd=gb_hour,
+                cost_usd=volume_gib_hours * gb_hour,
+            )
+        )
+    else:
+        gib_months = volume_gib_hours / HOURS_PER_MONTH
+        out.append(
+            CostItem(
+                name="EBS gp3: node root volumes",
+                quantity=gib_months,
+                unit="GiB-months",
+                unit_usd=prices.ebs_gp3_gb_month.usd,
+                cost_usd=gib_months * prices.ebs_gp3_gb_month.usd,
+            )
+        )
+    if per_hour or public_node_hours:
+        out.append(
+            CostItem(
+                name="public IPv4: nodes",
+                quantity=public_node_hours,
+                unit="address" if per_hour else "address-hours",
+                unit_usd=prices.public_ipv4_hour.usd,
+                cost_usd=public_node_hours * prices.public_ipv4_hour.usd,
+                note="nodes in public subnets (privateNetworking unset)" if per_hour else "",
+            )
+        )
+    if stack.load_balancer == "clb":
+        out.append(_gb_item(clb_name, egress_gb, prices.clb_gb.usd, note))
+    if stack.nat_gateways and nat_other_gb is not None:
+        out.append(_gb_item("NAT gateway data processed", nat_other_gb, prices.nat_gateway_gb.usd, note))
+    if stack.nat_gateways and nat_pull_gb is not None:
+        out.append(_gb_item(NAT_PULLS_ITEM, nat_pull_gb, prices.nat_gateway_gb.usd, pull_note))
+    out.append(_gb_item(egress_name, egress_gb, prices.data_transfer_out_gb.usd, note))
+    return out
+
+
+def _gb_item(name: str, gb: float, usd_per_gb: float, note: str) -> CostItem:
+    return CostItem(
+        name=name, quantity=gb, unit="GB", unit_usd=usd_per_gb, cost_usd=gb * usd_per_gb, note=note
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpu_inference.domain.stack import StackInputs
 
@@ -73,8 +73,19 @@ class CostReport(BaseModel):
     usd_per_1m_completion_tokens: float | None = None
     utilization_target: float | None = None
     gpu_hours: float = 0.0
-    idle_gpu_hours: float = 0.0
-    idle_gpu_usd: float = 0.0
+    #: OpenCost's "idle": GPU-hours of GPU nodes allocated to no inference pod, and their cost.
+    unallocated_gpu_hours: float = 0.0
+    unallocated_gpu_usd: float = 0.0
+    #: Allocated but unused (OpenCost's efficiency gap): the sum of (1 - utilization) dt over GPUs
+    #: that a pod held, and its cost.
+    allocated_unused_gpu_hours: float = 0.0
+    allocated_unused_gpu_usd: float = 0.0
+    #: GPU-hours of nodes whose mean utilization was under the HPA target (whole node, whole
+    #: interval): an autoscaling figure, not a FinOps idle figure.
+    under_target_gpu_hours: float = 0.0
+    under_target_gpu_usd: float = 0.0
+    #: Image and model pulls the run caused through the NAT gateway (new private GPU nodes, new pods).
+    nat_pull_gb: float = 0.0
     tail: TailCost | None = None
     hourly: list[HourlyPoint] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -82,6 +93,25 @@ class CostReport(BaseModel):
 
 #: The design's "about $1.50 per hour" claim, checked by every estimate.
 DESIGN_CLAIM_USD_PER_HOUR = 1.50
+
+
+class PullSizes(BaseModel):
+    """GB pulled per new GPU node (the inference image) and per new inference pod (the model).
+
+    ASSUMED figures unless given: nothing here measures an image or a model download.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    image_gb: float = Field(default=10.0, ge=0)
+    model_gb: float = Field(default=3.1, ge=0)
+    image_source: str = (
+        "ASSUMED 10 GB: the vLLM OpenAI server image (docker.io/vllm/vllm-openai, CUDA + PyTorch) is several "
+        "GB compressed; measure yours (e.g. the ECR console's image size) and pass --image-gb"
+    )
+    model_source: str = (
+        "3.1 GB: Qwen/Qwen2.5-1.5B-Instruct in fp16, the chart's default model "
+        "(charts/gpu-inference/charts/inference/values.yaml); pass --model-gb for another model"
+    )
 
 
 class Assumptions(BaseModel):
@@ -93,6 +123,9 @@ class Assumptions(BaseModel):
     nat_gb_month: float | None = Field(default=None, ge=0)
     claim_usd_per_hour: float = Field(default=DESIGN_CLAIM_USD_PER_HOUR, gt=0)
     claim_tolerance: float = Field(default=0.10, ge=0, lt=1)
+    pulls: PullSizes = Field(default_factory=PullSizes)
+    #: Each GPU node above the minimum starts this many times a day (a scale-up/scale-down cycle).
+    scale_cycles_per_day: float = Field(default=1.0, ge=0)
 
 
 class Scenario(BaseModel):
@@ -119,6 +152,20 @@ class ClaimCheck(BaseModel):
     verdict: str
 
 
+class NatPullFix(BaseModel):
+    """Image and model pulls through the NAT gateway, and what keeping them off it costs instead."""
+
+    gb_per_gpu_node_start: float
+    nat_usd_per_gpu_node_start: float
+    typical_gpu_node_starts_per_day: float
+    typical_nat_usd_per_hour: float
+    fix: str
+    fix_usd_per_hour: float | None
+    #: GPU node starts per day above which the fix is cheaper (None: the fix could not be priced).
+    breakeven_starts_per_day: float | None
+    recommendation: str
+
+
 class CostEstimate(BaseModel):
     cluster: str
     region: str
@@ -127,4 +174,5 @@ class CostEstimate(BaseModel):
     assumptions: list[str]
     scenarios: list[Scenario]
     claim: ClaimCheck
+    nat_pulls: NatPullFix | None = None
     notes: list[str] = Field(default_factory=list)

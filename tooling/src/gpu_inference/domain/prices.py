@@ -60,6 +60,10 @@ class PriceBook(BaseModel):
     ebs_gp3_gb_month: Price
     public_ipv4_hour: Price
     data_transfer_out_gb: Price
+    #: What the fix for NAT-processed pulls costs (optional: older price files lack them).
+    vpc_interface_endpoint_hour: Price | None = None
+    vpc_interface_endpoint_gb: Price | None = None
+    ecr_storage_gb_month: Price | None = None
     #: Where this book was read from (not part of the file).
     path: str = Field(default="", exclude=True)
 

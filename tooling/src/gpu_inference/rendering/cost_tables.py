@@ -94,6 +94,25 @@ def estimate_json(e: CostEstimate) -> str:
     return json.dumps(e.model_dump(mode="json"), indent=2) + "\n"
 
 
+def gpu_hour_rows(c: CostReport) -> list[tuple[str, str]]:
+    """The GPU-hour split as OpenCost names it, then the autoscaling figure, as (label, value) rows."""
+    target = "?" if c.utilization_target is None else f"{c.utilization_target:g}"
+    return [
+        (
+            "idle GPU-hours (unallocated: no inference pod)",
+            f"{c.unallocated_gpu_hours:.4f} ({_usd(c.unallocated_gpu_usd)})",
+        ),
+        (
+            "allocated but unused GPU-hours (sum of (1 - utilization) dt)",
+            f"{c.allocated_unused_gpu_hours:.4f} ({_usd(c.allocated_unused_gpu_usd)})",
+        ),
+        (
+            f"GPU-hours under the HPA target ({target} %)",
+            f"{c.under_target_gpu_hours:.4f} ({_usd(c.under_target_gpu_usd)})",
+        ),
+    ]
+
+
 def report_table(c: CostReport) -> RenderableType:
     parts: list[RenderableType] = []
     if c.simulated:
@@ -127,8 +146,8 @@ def report_table(c: CostReport) -> RenderableType:
         ("tokens (prompt + completion)", str(c.prompt_tokens + c.completion_tokens)),
         ("per 1M tokens", _usd(c.usd_per_1m_tokens, 2)),
         ("GPU-hours", f"{c.gpu_hours:.4f}"),
-        ("idle GPU-hours (under target)", f"{c.idle_gpu_hours:.4f}"),
-        ("idle GPU cost", _usd(c.idle_gpu_usd)),
+        *gpu_hour_rows(c),
+        ("NAT: image and model pulls", f"{c.nat_pull_gb:.1f} GB"),
     ]
     if c.tail:
         rows += [

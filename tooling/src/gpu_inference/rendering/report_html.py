@@ -11,6 +11,7 @@ from typing import Any
 
 from gpu_inference.domain.cost_models import CostReport
 from gpu_inference.domain.timeline import RunReport, TimelineSample
+from gpu_inference.rendering.cost_tables import gpu_hour_rows
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
@@ -201,10 +202,7 @@ def cost_section(cost: CostReport) -> str:
                 ("per 1M tokens (prompt + completion)", _num(cost.usd_per_1m_tokens, "${:.2f}")),
                 ("per 1M completion tokens", _num(cost.usd_per_1m_completion_tokens, "${:.2f}")),
                 ("GPU-hours", f"{cost.gpu_hours:.4f}"),
-                (
-                    f"idle GPU-hours (under the {_num(cost.utilization_target, '{:g}')} % target)",
-                    f"{cost.idle_gpu_hours:.4f} (${cost.idle_gpu_usd:.4f})",
-                ),
+                *gpu_hour_rows(cost),
                 ("prices", f"{cost.prices.path} ({cost.prices.region}, as of {cost.prices.as_of})"),
             ]
         )

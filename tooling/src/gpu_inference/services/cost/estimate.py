@@ -7,13 +7,14 @@ It also checks the design's "about $1.50 per hour" claim: which GPU node counts 
 
 from __future__ import annotations
 
-from gpu_inference.domain.cost_items import overhead_items
+from gpu_inference.domain.cost_items import NAT_PULLS_ITEM, overhead_items, usage_items
 from gpu_inference.domain.cost_models import (
     Assumptions,
     ClaimCheck,
     ClaimRow,
     CostEstimate,
     CostItem,
+    NatPullFix,
     Scenario,
 )
 from gpu_inference.domain.prices import HOURS_PER_MONTH, PriceBook
@@ -35,7 +36,13 @@ def _fill(groups: tuple[NodeGroupCost, ...], total: int, sizes: dict[str, int]) 
 
 
 def _items(
-    stack: StackInputs, prices: PriceBook, counts: dict[str, int], a: Assumptions, nat_gb_month: float
+    stack: StackInputs,
+    prices: PriceBook,
+    counts: dict[str, int],
+    a: Assumptions,
+    *,
+    nat_gb_month: float,
+    gpu_min: int,
 ) -> list[CostItem]:
     """$ per hour at the given node counts: the overhead, then nodes, volumes, traffic.
 
@@ -60,61 +67,86 @@ def _items(
         )
         node_gib += n * g.volume_gib
         public_nodes += n if g.public_ip else 0
-    gb_hour = prices.ebs_gp3_gb_month.usd / HOURS_PER_MONTH
-    items.append(
-        CostItem(
-            name="EBS gp3: node root volumes",
-            quantity=node_gib,
-            unit="GiB",
-            unit_usd=gb_hour,
-            cost_usd=node_gib * gb_hour,
-        )
-    )
-    items.append(
-        CostItem(
-            name="public IPv4: nodes",
-            quantity=public_nodes,
-            unit="address",
-            unit_usd=prices.public_ipv4_hour.usd,
-            cost_usd=public_nodes * prices.public_ipv4_hour.usd,
-            note="nodes in public subnets (privateNetworking unset)",
-        )
-    )
-    egress = a.egress_gb_month / HOURS_PER_MONTH
-    if stack.load_balancer == "clb":
-        items.append(
-            CostItem(
-                name="CLB data processed",
-                quantity=egress,
-                unit="GB",
-                unit_usd=prices.clb_gb.usd,
-                cost_usd=egress * prices.clb_gb.usd,
-                note="assumed traffic",
-            )
-        )
-    if stack.nat_gateways:
-        gb = nat_gb_month / HOURS_PER_MONTH
-        items.append(
-            CostItem(
-                name="NAT gateway data processed",
-                quantity=gb,
-                unit="GB",
-                unit_usd=prices.nat_gateway_gb.usd,
-                cost_usd=gb * prices.nat_gateway_gb.usd,
-                note="assumed traffic",
-            )
-        )
-    items.append(
-        CostItem(
-            name="data transfer out to the internet",
-            quantity=egress,
-            unit="GB",
-            unit_usd=prices.data_transfer_out_gb.usd,
-            cost_usd=egress * prices.data_transfer_out_gb.usd,
-            note="assumed traffic",
-        )
+    starts = _gpu_node_starts_per_day(stack, counts, gpu_min, a)
+    items += usage_items(
+        stack,
+        prices,
+        volume_gib_hours=node_gib,
+        public_node_hours=public_nodes,
+        egress_gb=a.egress_gb_month / HOURS_PER_MONTH,
+        traffic="assumed",
+        nat_other_gb=nat_gb_month / HOURS_PER_MONTH,
+        nat_pull_gb=starts / 24 * _gb_per_start(stack, a),
+        pull_note=f"assumed {starts:g} private GPU node start(s)/day x {_gb_per_start(stack, a):g} GB",
+        per_hour=True,
     )
     return items
+
+
+def _gb_per_start(stack: StackInputs, a: Assumptions) -> float:
+    """GB one GPU node start pulls: the image once per node, the model once per replica on it."""
+    per_node = max(1, stack.gpu_groups[0].gpus_per_node // max(1, stack.gpus_per_replica))
+    return a.pulls.image_gb + per_node * a.pulls.model_gb
+
+
+def _gpu_node_starts_per_day(
+    stack: StackInputs, counts: dict[str, int], gpu_min: int, a: Assumptions
+) -> float:
+    """Private GPU nodes above the minimum, each started scale_cycles_per_day times a day."""
+    private = sum(counts[g.name] for g in stack.gpu_groups if not g.public_ip)
+    above = max(0, sum(counts[g.name] for g in stack.gpu_groups) - gpu_min)
+    return min(above, private) * a.scale_cycles_per_day
+
+
+def nat_pull_fix(
+    stack: StackInputs, prices: PriceBook, a: Assumptions, typical: Scenario
+) -> NatPullFix | None:
+    """Price the pulls through the NAT gateway against the fix: an ECR pull-through cache reached
+    through VPC endpoints (ecr.api and ecr.dkr interface endpoints in every AZ; the S3 gateway
+    endpoint, free, carries the image layers) and the model from an in-region S3 cache."""
+    if not stack.nat_gateways or all(g.public_ip for g in stack.gpu_groups):
+        return None
+    gb = _gb_per_start(stack, a)
+    per_start = gb * prices.nat_gateway_gb.usd
+    pulls = next((i for i in typical.items if i.name == NAT_PULLS_ITEM), None)
+    typical_usd = (pulls.cost_usd or 0.0) if pulls else 0.0
+    starts = typical_usd / per_start * 24 if per_start else 0.0
+    endpoints = 2 * stack.availability_zones
+    fix = (
+        f"ECR pull-through cache for the images via {endpoints} interface endpoint-AZs (ecr.api, ecr.dkr in "
+        f"{stack.availability_zones} AZs) + the free S3 gateway endpoint (image layers), the model from an "
+        "in-region S3 cache (also through the gateway endpoint)"
+    )
+    hour, storage = prices.vpc_interface_endpoint_hour, prices.ecr_storage_gb_month
+    if hour is None or storage is None:
+        return NatPullFix(
+            gb_per_gpu_node_start=gb, nat_usd_per_gpu_node_start=per_start,
+            typical_gpu_node_starts_per_day=starts, typical_nat_usd_per_hour=typical_usd, fix=fix,
+            fix_usd_per_hour=None, breakeven_starts_per_day=None,
+            recommendation="the price file has no VPC endpoint or ECR storage price: the fix is not priced",
+        )  # fmt: skip
+    fix_usd = endpoints * hour.usd + a.pulls.image_gb * storage.usd / HOURS_PER_MONTH
+    breakeven = fix_usd * 24 / per_start if per_start else None
+    if breakeven is not None and starts >= breakeven:
+        advice = (
+            f"do it: at {starts:g} GPU node start(s)/day the pulls cost ${typical_usd:.4f}/h through the "
+            f"NAT, the fix ${fix_usd:.4f}/h"
+        )
+    else:
+        advice = (
+            f"worth it above {breakeven:.1f} GPU node starts/day (now {starts:g}); below that, a model "
+            "cache on the node (or baked into the AMI) is the cheaper half of the fix"
+        )
+    return NatPullFix(
+        gb_per_gpu_node_start=gb,
+        nat_usd_per_gpu_node_start=per_start,
+        typical_gpu_node_starts_per_day=starts,
+        typical_nat_usd_per_hour=typical_usd,
+        fix=fix,
+        fix_usd_per_hour=fix_usd,
+        breakeven_starts_per_day=breakeven,
+        recommendation=advice,
+    )
 
 
 def _total(items: list[CostItem]) -> float:
@@ -158,7 +190,7 @@ def estimate_cost(
         counts = _fill(gpu_groups, gpu_nodes, gpu_start)
         for g in st.system_groups:
             counts[g.name] = {"min": g.min_size, "desired": g.desired, "max": g.max_size}[system]
-        items = _items(st, prices, counts, a, nat_gb)
+        items = _items(st, prices, counts, a, nat_gb_month=nat_gb, gpu_min=gpu_min)
         hourly = _total(items)
         return Scenario(
             name=name,
@@ -216,6 +248,9 @@ def estimate_cost(
         ),
         "system node groups at minSize (minimum), desiredCapacity (typical), maxSize (maximum)",
         "free tiers ignored; taxes, support plans, CloudWatch and ECR storage not included",
+        f"image and model pulls through the NAT: {a.pulls.image_gb:g} GB image per new GPU node "
+        f"({a.pulls.image_source}); {a.pulls.model_gb:g} GB model per new pod ({a.pulls.model_source}); "
+        f"each GPU node above the minimum starts {a.scale_cycles_per_day:g} time(s) a day",
     ]
     return CostEstimate(
         cluster=stack.cluster_name,
@@ -225,6 +260,7 @@ def estimate_cost(
         assumptions=stated,
         scenarios=scenarios,
         claim=claim,
+        nat_pulls=nat_pull_fix(stack, prices, a, scenarios[1]),
         notes=[*notes, *stack.notes, *prices.notes],
     )
 

@@ -17,8 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpu_inference.domain.cost_items import overhead_items
-from gpu_inference.domain.cost_models import CostItem, CostReport, HourlyPoint, NodeHours, TailCost
+from gpu_inference.domain.constants import INSTANCE_TYPE_LABEL
+from gpu_inference.domain.cost_items import overhead_items, usage_items
+from gpu_inference.domain.cost_models import (
+    CostItem,
+    CostReport,
+    HourlyPoint,
+    NodeHours,
+    PullSizes,
+    TailCost,
+)
 from gpu_inference.domain.prices import HOURS_PER_MONTH, PriceBook, load_price_book
 from gpu_inference.domain.stack import StackInputs, load_stack
 from gpu_inference.domain.timeline import NodeInfo, RunReport, TimelineSample, load_report
@@ -71,8 +79,15 @@ def cost_from_timeline(
     scale_down_window_s: float = 300.0,
     ca_unneeded_s: float = CA_SCALE_DOWN_UNNEEDED_S,
     lcu_per_hour: float = 1.0,
+    pulls: PullSizes | None = None,
 ) -> CostReport:
-    """Price a timeline. Raises ConfigError when it holds no node observations."""
+    """Price a timeline. Raises ConfigError when it holds no node observations.
+
+    GPU-hours are split three ways, as OpenCost names them: unallocated (no inference pod on the
+    GPU: "idle"), allocated but unused (sum of (1 - utilization) dt over GPUs a pod held), and
+    separately the time under the HPA target (an autoscaling figure). Private GPU nodes and pods
+    that appear during the run pull the image and the model through the NAT gateway (`pulls`).
+    """
     ordered = sorted(samples, key=lambda s: s.t)
     if len(ordered) < 2 or not any(s.nodes for s in ordered):
         raise ConfigError(
@@ -88,7 +103,8 @@ def cost_from_timeline(
     node_hours: dict[tuple[str, str, str | None, bool], float] = defaultdict(float)
     volume_gib_hours = 0.0
     public_node_hours = 0.0
-    gpu_hours = idle_gpu_hours = idle_usd = unknown_util_gpu_hours = 0.0
+    gpu_hours = under_hours = under_usd = unknown_util_gpu_hours = 0.0
+    unalloc_hours = unalloc_usd = unused_hours = unused_usd = 0.0
     hourly: list[HourlyPoint] = []
     baseline_gpu_nodes = len(ordered[0].gpu_nodes)
     tail_extra_hours = tail_usd = 0.0
@@ -129,10 +145,18 @@ def cost_from_timeline(
             if node_utils is None and pods_on_node:
                 unknown_util_gpu_hours += g * dt_h
                 continue
+            per_gpu = (price or 0.0) / g
+            held = min(g, sum(1 for p in s.pods if p.node == n.name))
+            unalloc_hours += (g - held) * dt_h
+            unalloc_usd += (g - held) * per_gpu * dt_h
+            for u in (node_utils or [])[:held]:
+                unused = max(0.0, 1.0 - u / 100.0) * dt_h
+                unused_hours += unused
+                unused_usd += unused * per_gpu
             util = sum(node_utils) / len(node_utils) if node_utils else 0.0
             if utilization_target is not None and util < utilization_target:
-                idle_gpu_hours += g * dt_h
-                idle_usd += (price or 0.0) * dt_h
+                under_hours += g * dt_h
+                under_usd += (price or 0.0) * dt_h
         if load_stopped_at is not None and ordered[i + 1].t > load_stopped_at:
             # the part of this interval after the load stopped
             tail_h = (ordered[i + 1].t - max(s.t, load_stopped_at)) / 3600.0
@@ -147,7 +171,7 @@ def cost_from_timeline(
     rows: list[NodeHours] = []
     for (itype, cap, pool, is_gpu), nh in sorted(node_hours.items(), key=lambda kv: (not kv[0][3], kv[0])):
         price, note = (
-            (None, "node has no node.kubernetes.io/instance-type label")
+            (None, f"node has no {INSTANCE_TYPE_LABEL} label")
             if itype == "unknown"
             else (prices.node_hourly(itype, cap))
         )
@@ -187,54 +211,29 @@ def cost_from_timeline(
                 }
             )
         )
-    gib_months = volume_gib_hours / HOURS_PER_MONTH
-    items.append(
-        CostItem(
-            name="EBS gp3: node root volumes",
-            quantity=gib_months,
-            unit="GiB-months",
-            unit_usd=prices.ebs_gp3_gb_month.usd,
-            cost_usd=gib_months * prices.ebs_gp3_gb_month.usd,
-        )
-    )
-    if public_node_hours:
-        items.append(
-            CostItem(
-                name="public IPv4: nodes",
-                quantity=public_node_hours,
-                unit="address-hours",
-                unit_usd=prices.public_ipv4_hour.usd,
-                cost_usd=public_node_hours * prices.public_ipv4_hour.usd,
-            )
-        )
-    egress_gb = usage.response_bytes / 1e9
-    if stack.load_balancer == "clb":
-        items.append(
-            CostItem(
-                name="CLB data processed (response bodies)",
-                quantity=egress_gb,
-                unit="GB",
-                unit_usd=prices.clb_gb.usd,
-                cost_usd=egress_gb * prices.clb_gb.usd,
-                note="measured by locust",
-            )
-        )
-    items.append(
-        CostItem(
-            name="data transfer out (response bodies)",
-            quantity=egress_gb,
-            unit="GB",
-            unit_usd=prices.data_transfer_out_gb.usd,
-            cost_usd=egress_gb * prices.data_transfer_out_gb.usd,
-            note="measured by locust",
-        )
+    sizes = pulls or PullSizes()
+    new_nodes, new_pods = _starts_behind_nat(ordered, stack)
+    pull_gb = new_nodes * sizes.image_gb + new_pods * sizes.model_gb
+    items += usage_items(
+        stack,
+        prices,
+        volume_gib_hours=volume_gib_hours,
+        public_node_hours=public_node_hours,
+        egress_gb=usage.response_bytes / 1e9,
+        traffic="measured",
+        nat_pull_gb=pull_gb,
+        pull_note=(
+            f"{new_nodes} new private GPU node(s) x {sizes.image_gb:g} GB image + {new_pods} new pod(s) x "
+            f"{sizes.model_gb:g} GB model (sizes as stated in the assumptions)"
+        ),
+        per_hour=False,
     )
     total = sum(i.cost_usd or 0.0 for i in items)
     tokens = usage.prompt_tokens + usage.completion_tokens
     if unknown_util_gpu_hours:
         notes.append(
             f"{unknown_util_gpu_hours:.3f} GPU-hours had a pod but no utilization sample: "
-            "left out of the idle figure"
+            "left out of the allocated-but-unused and under-target figures"
         )
     tail = None
     if load_stopped_at is not None and t1 > load_stopped_at:
@@ -273,12 +272,40 @@ def cost_from_timeline(
         else None,
         utilization_target=utilization_target,
         gpu_hours=gpu_hours,
-        idle_gpu_hours=idle_gpu_hours,
-        idle_gpu_usd=idle_usd,
+        unallocated_gpu_hours=unalloc_hours,
+        unallocated_gpu_usd=unalloc_usd,
+        allocated_unused_gpu_hours=unused_hours,
+        allocated_unused_gpu_usd=unused_usd,
+        under_target_gpu_hours=under_hours,
+        under_target_gpu_usd=under_usd,
+        nat_pull_gb=pull_gb,
         tail=tail,
         hourly=hourly,
         notes=[*notes, *stack.notes, *prices.notes],
     )
+
+
+def _starts_behind_nat(ordered: Sequence[TimelineSample], stack: StackInputs) -> tuple[int, int]:
+    """GPU nodes and pods first seen after the first sample, on nodes of private node groups
+    (their pulls pass the NAT gateway). Those of the first sample were started before the run."""
+    if not stack.nat_gateways:
+        return 0, 0
+    seen_nodes = {n.name for n in ordered[0].nodes}
+    seen_pods = {p.name for p in ordered[0].pods}
+    private: dict[str, bool] = {}
+    new_nodes = new_pods = 0
+    for s in ordered[1:]:
+        for n in s.nodes:
+            group = stack.group_for_pool(n.pool, n.is_gpu)
+            private[n.name] = group is not None and not group.public_ip
+            if n.name not in seen_nodes:
+                seen_nodes.add(n.name)
+                new_nodes += 1 if (n.is_gpu and private[n.name]) else 0
+        for p in s.pods:
+            if p.name not in seen_pods:
+                seen_pods.add(p.name)
+                new_pods += 1 if private.get(p.node or "", False) else 0
+    return new_nodes, new_pods
 
 
 def _tail(
@@ -439,8 +466,13 @@ def to_csv(cost: CostReport) -> str:
         "usd_per_1k_requests": cost.usd_per_1k_requests,
         "usd_per_1m_tokens": cost.usd_per_1m_tokens,
         "gpu_hours": cost.gpu_hours,
-        "idle_gpu_hours": cost.idle_gpu_hours,
-        "idle_gpu_usd": cost.idle_gpu_usd,
+        "unallocated_gpu_hours": cost.unallocated_gpu_hours,
+        "unallocated_gpu_usd": cost.unallocated_gpu_usd,
+        "allocated_unused_gpu_hours": cost.allocated_unused_gpu_hours,
+        "allocated_unused_gpu_usd": cost.allocated_unused_gpu_usd,
+        "under_target_gpu_hours": cost.under_target_gpu_hours,
+        "under_target_gpu_usd": cost.under_target_gpu_usd,
+        "nat_pull_gb": cost.nat_pull_gb,
         "tail_measured_usd": cost.tail.measured_usd if cost.tail else None,
         "tail_projected_usd": cost.tail.projected_remaining_usd if cost.tail else None,
     }
