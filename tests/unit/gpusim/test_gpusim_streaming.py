@@ -28,11 +28,16 @@ from gpu_inference.gpusim.server import (
     Replica,
     make_replica_app,
 )
-from gpu_inference.gpusim.vllm_metrics import ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+VLLM_TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+             20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]  # fmt: skip
+VLLM_ITL = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+            40.0, 80.0]  # fmt: skip
+VLLM_REQUEST_LATENCY = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+                        120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]  # fmt: skip
 
 
 async def start_replica(
@@ -187,11 +192,12 @@ def test_metrics_have_vllms_names_types_labels_and_buckets(loopback_host: Callab
         les = [s.labels["le"] for s in fams[name].samples if s.name == f"{name}_bucket"]
         return [float(le) for le in les if le != "+Inf"]
 
-    assert bounds("vllm:time_to_first_token_seconds") == list(TTFT_BUCKETS)
-    assert bounds("vllm:inter_token_latency_seconds") == list(ITL_BUCKETS)
-    assert bounds("vllm:e2e_request_latency_seconds") == list(REQUEST_LATENCY_BUCKETS)
-    assert TTFT_BUCKETS[:3] == (0.001, 0.005, 0.01)
-    assert REQUEST_LATENCY_BUCKETS[0] == 0.3
+    # vLLM v0.11's bounds (vllm/v1/metrics/loggers.py), written out here on purpose
+    assert bounds("vllm:time_to_first_token_seconds") == VLLM_TTFT
+    assert bounds("vllm:inter_token_latency_seconds") == VLLM_ITL
+    assert bounds("vllm:time_per_output_token_seconds") == VLLM_ITL
+    assert bounds("vllm:e2e_request_latency_seconds") == VLLM_REQUEST_LATENCY
+    assert bounds("vllm:request_queue_time_seconds") == VLLM_REQUEST_LATENCY
 
     def value(name: str, sample: str) -> float:
         return float(next(s.value for s in fams[name].samples if s.name == sample))

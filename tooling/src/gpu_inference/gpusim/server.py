@@ -34,12 +34,7 @@ from gpu_inference.gpusim.dcgm import simulated_marker
 from gpu_inference.gpusim.lengths import OutputLengths
 from gpu_inference.gpusim.model import Finished, SimEngine, Window
 from gpu_inference.gpusim.params import Profile, ProfileKind, profile_document
-from gpu_inference.gpusim.vllm_metrics import (
-    ITL_BUCKETS,
-    REQUEST_LATENCY_BUCKETS,
-    TTFT_BUCKETS,
-    VllmMetrics,
-)
+from gpu_inference.gpusim.vllm_metrics import VllmMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +42,6 @@ SIMULATED_HEADER = "X-GPU-Simulated"
 PROFILE_HEADER = "X-GPU-Simulator"
 PROFILE_PATH = "/gpusim/profile"
 PROM_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: kept for callers of the previous module layout
-E2E_BUCKETS = REQUEST_LATENCY_BUCKETS
-__all__ = ["E2E_BUCKETS", "ITL_BUCKETS", "TTFT_BUCKETS"]
 #: While a client streams, the runner looks for new tokens at least this often (seconds).
 STREAM_TICK_S = 0.01
 
