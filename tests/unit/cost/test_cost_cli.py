@@ -103,3 +103,18 @@ def test_malformed_cluster_config_is_one_line_exit_2(
     assert fix in lines[0], lines[0]
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_estimate_prices_the_nat_pulls_from_the_sizes_given(eksctl: Path, chart: Path) -> None:
+    code, out = run(
+        "estimate", *fixture_args(eksctl, chart), "-o", "json", "--image-gb", "8", "--model-gb", "2"
+    )
+    assert code == 0, out
+    e = json.loads(out)
+    assert e["nat_pulls"]["gb_per_gpu_node_start"] == pytest.approx(10.0)
+    typical = {i["name"]: i for i in e["scenarios"][1]["items"]}
+    assert typical["NAT gateway data processed: image and model pulls"]["cost_usd"] == pytest.approx(
+        10 / 24 * 0.045
+    )
+    code, out = run("estimate", *fixture_args(eksctl, chart))
+    assert "Image and model pulls through the NAT gateway" in out

@@ -25,6 +25,7 @@ from gpu_inference.cli.loadtest import (
     parse_duration,
     resolve_target,
 )
+from gpu_inference.domain.cost_models import PullSizes as PullSizesT
 from gpu_inference.domain.stack import LoadBalancerKind
 from gpu_inference.domain.timeline import DEFAULT_METRIC
 from gpu_inference.errors import ConfigError
@@ -109,6 +110,22 @@ def estimate(
     extended_support: Annotated[
         bool, typer.Option("--extended-support", help="Price the control plane in EKS extended support.")
     ] = False,
+    image_gb: Annotated[
+        float | None,
+        typer.Option(
+            "--image-gb", min=0, help="GB of the inference image a new GPU node pulls (default 10)."
+        ),
+    ] = None,
+    model_gb: Annotated[
+        float | None,
+        typer.Option("--model-gb", min=0, help="GB of the model a new pod downloads (default 3.1)."),
+    ] = None,
+    scale_cycles_per_day: Annotated[
+        float,
+        typer.Option(
+            "--scale-cycles-per-day", min=0, help="Starts per day of each GPU node above the minimum."
+        ),
+    ] = 1.0,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -145,9 +162,21 @@ def estimate(
                 lcu_per_hour=lcu,
                 egress_gb_month=egress_gb_month,
                 nat_gb_month=nat_gb_month,
+                pulls=_pull_sizes(PullSizesT(), image_gb, model_gb),
+                scale_cycles_per_day=scale_cycles_per_day,
             ),
         )
         _emit(fmt, output, render.estimate_table(e), render.estimate_json(e), render.estimate_csv(e))
+
+
+def _pull_sizes(default: PullSizesT, image_gb: float | None, model_gb: float | None) -> PullSizesT:
+    """The pull sizes with --image-gb/--model-gb laid over the defaults (and named as their source)."""
+    update: dict[str, object] = {}
+    if image_gb is not None:
+        update |= {"image_gb": image_gb, "image_source": "--image-gb"}
+    if model_gb is not None:
+        update |= {"model_gb": model_gb, "model_source": "--model-gb"}
+    return default.model_copy(update=update)
 
 
 @cost_app.command("report")

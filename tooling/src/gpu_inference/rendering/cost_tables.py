@@ -63,6 +63,20 @@ def estimate_table(e: CostEstimate) -> RenderableType:
         Text("Assumptions:"),
     ]
     parts += [Text(f"  - {a}") for a in e.assumptions]
+    if e.nat_pulls is not None:
+        f = e.nat_pulls
+        fix_usd = _usd(f.fix_usd_per_hour)
+        parts += [
+            Text("Image and model pulls through the NAT gateway:", style="bold"),
+            Text(
+                f"  {f.gb_per_gpu_node_start:g} GB per GPU node start = "
+                f"{_usd(f.nat_usd_per_gpu_node_start)}; "
+                f"typical: {f.typical_gpu_node_starts_per_day:g} start(s)/day = "
+                f"{_usd(f.typical_nat_usd_per_hour)}/h"
+            ),
+            Text(f"  fix: {f.fix}: {fix_usd}/h"),
+            Text(f"  {f.recommendation}"),
+        ]
     parts += [Text(f"  note: {n}", style="yellow") for n in e.notes]
     return Group(*parts)
 
