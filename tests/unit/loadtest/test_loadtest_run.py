@@ -118,6 +118,8 @@ def test_verify_scaleup_end_to_end_with_an_unseen_shape(
             slo_p95_ms=5000,
             scale_up_within_s=30,
             scale_down_within_s=30,
+            # This run proves the plumbing with an unseen shape; over-provisioning has its own tests.
+            skip_overprovision=True,
         ),
         on_sample=seen.append,
     )

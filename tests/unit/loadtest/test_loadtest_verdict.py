@@ -10,15 +10,24 @@ import pytest
 from gpu_inference.domain.timeline import (
     Criteria,
     HpaCondition,
+    HpaMetric,
     HpaSpec,
     HpaStatus,
     LocustPoint,
     NodeInfo,
+    RequestWindow,
+    ScalePolicy,
     TimelineSample,
     TokenPoint,
     WorkloadStatus,
 )
-from gpu_inference.domain.verdict import evaluate, measure
+from gpu_inference.domain.verdict import (
+    evaluate,
+    measure,
+    oracle_replicas,
+    scale_down_bound_s,
+    scale_down_time_s,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +42,11 @@ HPA = HpaSpec(
     target_value=80,
     scale_down_stabilization_s=300,
 )
-CRITERIA = Criteria(slo_p95_ms=2000, max_error_ratio=0.01, scale_up_within_s=120, scale_down_within_s=420)
+#: One replica serves 6 requests/s within the SLO (as a calibration would measure it): the 10 req/s
+#: load needs 2 replicas, which is what the good run scales to.
+CRITERIA = Criteria(
+    slo_p95_ms=2000, max_error_ratio=0.01, scale_up_within_s=120, scale_down_within_s=420, capacity_rps=6
+)
 LOAD_STOP = 300.0
 OK_CONDITIONS = [
     HpaCondition(type="AbleToScale", status="True", reason="ReadyForNewScale"),
@@ -106,6 +119,7 @@ def timeline(steps: list[Step], *, requests_per_s: float = 10, failures: int = 0
                     ts=1_000_000 + s.t, responses=sent, prompt_tokens=12 * sent, completion_tokens=64 * sent
                 ),
                 gpu_util_mean=s.util,
+                demand_rps=requests_per_s if phase == "load" else 0.0,
                 hpa=HpaStatus(
                     current_replicas=s.current,
                     desired_replicas=s.desired,
@@ -142,8 +156,8 @@ def test_a_scale_up_as_designed_passes_with_its_figures() -> None:
     assert [c.name for c in checks if not c.passed] == []
     assert [c.name for c in checks] == [
         "observed", "starts_at_minimum", "utilization_crossed_threshold", "scaled_up_in_time",
-        "metric_never_missing", "new_replicas_ready", "settled_below_target", "p95_within_slo", "error_ratio",
-        "scaled_down",
+        "metric_never_missing", "new_replicas_ready", "settled_below_target", "not_pinned_at_max",
+        "no_flapping", "gpu_hours_vs_oracle", "p95_within_slo", "error_ratio", "scaled_down",
     ]  # fmt: skip
     assert (m.initial_replicas, m.peak_replicas, m.peak_ready_replicas, m.final_replicas) == (1, 2, 2, 1)
     assert m.utilization_crossed_at_s == 30
@@ -309,3 +323,172 @@ def test_measure_without_an_hpa_still_reports_traffic() -> None:
     assert m.seconds_to_first_scale_up is None
     assert m.total_requests == 3000
     assert m.mean_rps == pytest.approx(10.0)
+
+
+# ------------------------------------------------------------------ rules that fail bad autoscalers
+
+
+def test_a_jump_straight_to_max_that_stays_there_over_provisions() -> None:
+    """desired 4 (maxReplicas) from the first crossing on, while 10 req/s needs 2 replicas."""
+    steps = [
+        replace(s, desired=4, current=4, ready=4, util=60 if s.t >= 80 else s.util) if s.t >= 50 else s
+        for s in good_run()
+        if s.t <= LOAD_STOP
+    ]
+    steps += [Step(t, 0, 4, 4, 4, p95=None) for t in range(310, 610, 30)]
+    failed, detail = judge(steps)
+    assert "gpu_hours_vs_oracle" in failed
+    assert "bound 1.5x" in detail["gpu_hours_vs_oracle"]
+    assert "scaled_down" in failed
+
+
+def test_an_hpa_with_a_very_low_target_over_provisions_with_its_figure() -> None:
+    hpa = HPA.model_copy(update={"target_value": 5.0})
+    steps = [replace(s, desired=4, current=4, ready=4) if 20 <= s.t <= LOAD_STOP else s for s in good_run()]
+    m, checks = evaluate(timeline(steps), hpa, CRITERIA, 1_000_000 + LOAD_STOP)
+    over = next(c for c in checks if c.name == "gpu_hours_vs_oracle")
+    assert not over.passed
+    assert m.overprovision_ratio is not None
+    assert m.overprovision_ratio > 1.5
+
+
+def test_over_provisioning_is_not_judged_without_a_measured_capacity() -> None:
+    failed, detail = judge(good_run(), CRITERIA.model_copy(update={"capacity_rps": None}))
+    assert failed == {"gpu_hours_vs_oracle"}
+    assert "calibrate" in detail["gpu_hours_vs_oracle"]
+    failed, _ = judge(
+        good_run(), CRITERIA.model_copy(update={"capacity_rps": None, "skip_overprovision": True})
+    )
+    assert failed == set()
+
+
+def test_flapping_between_one_and_two_replicas_fails() -> None:
+    """desired 1 <-> 2 every 30 s for the whole load."""
+    steps = [s for s in good_run() if s.t < 30]
+    for i, t in enumerate(range(30, 301, 10)):
+        n = 2 if (t // 30) % 2 else 1
+        steps.append(Step(t, 95 if n == 1 else 60, n, n, n if i % 3 else 1))
+    steps += [Step(t, 0, 1, 1, 1, p95=None) for t in range(310, 610, 30)]
+    failed, detail = judge(steps)
+    assert "no_flapping" in failed
+    assert "reversed direction" in detail["no_flapping"]
+
+
+def test_one_scale_up_and_one_scale_down_is_not_flapping() -> None:
+    failed, detail = judge(good_run())
+    assert "no_flapping" not in failed
+    assert "1 time(s)" in detail["no_flapping"]
+
+
+def test_a_scale_up_before_the_threshold_crossing_fails_and_is_not_clamped() -> None:
+    """desired rises at 10 s with utilization at 40 %, well before it crosses at 30 s."""
+    steps = [replace(s, desired=2, current=2) if 10 <= s.t < 310 else s for s in good_run()]
+    m, checks = evaluate(timeline(steps), HPA, CRITERIA, 1_000_000 + LOAD_STOP)
+    check = next(c for c in checks if c.name == "scaled_up_in_time")
+    assert not check.passed
+    assert "BEFORE" in check.detail
+    assert m.seconds_to_first_scale_up == -20
+
+
+def test_a_run_whose_hpa_already_wants_more_at_the_start_fails() -> None:
+    steps = [replace(s, desired=2) if s.t <= 0 else s for s in good_run()]
+    failed, detail = judge(steps)
+    assert "starts_at_minimum" in failed
+    assert "already wanted 2" in detail["starts_at_minimum"]
+
+
+def test_a_replica_that_takes_150s_to_become_ready_fails() -> None:
+    steps = [replace(s, ready=1) if 50 <= s.t < 200 else s for s in good_run()]
+    steps = [replace(s, util=95) if 80 <= s.t < 200 else s for s in steps]
+    failed, detail = judge(steps)
+    assert "new_replicas_ready" in failed
+    assert "150s" in detail["new_replicas_ready"]
+    assert "bound 120s" in detail["new_replicas_ready"]
+
+
+def test_pinned_at_max_while_the_metric_stays_over_target_fails() -> None:
+    steps = [s for s in good_run() if s.t < 50]
+    steps += [Step(t, 97, 4, 4, 4) for t in range(50, 301, 10)]
+    steps += [Step(t, 0, 4, 4, 4, p95=None) for t in range(310, 610, 30)] + [Step(610, 0, 1, 1, 1)]
+    failed, detail = judge(steps, requests_per_s=30)
+    assert "not_pinned_at_max" in failed
+    assert "maxReplicas too low" in detail["not_pinned_at_max"]
+
+
+def test_slo_attainment_from_per_request_records_replaces_locust_p95() -> None:
+    samples = timeline(good_run())
+    for s in samples:
+        if s.phase == "load":
+            misses = 10 if 30 <= s.elapsed_s < 90 else 0
+            s.requests = RequestWindow(finished=100, slo_misses=misses, ttft_p95_ms=900, tpot_p95_ms=80)
+    m, checks = evaluate(samples, HPA, CRITERIA, 1_000_000 + LOAD_STOP)
+    names = {c.name: c for c in checks}
+    assert "p95_within_slo" not in names
+    assert names["slo_attainment"].passed
+    assert m.slo_attainment is not None
+    strict = CRITERIA.model_copy(update={"min_slo_attainment": 0.99})
+    _, checks = evaluate(samples, HPA, strict, 1_000_000 + LOAD_STOP)
+    bad = next(c for c in checks if c.name == "slo_attainment")
+    assert not bad.passed
+    assert "required 99%" in bad.detail
+
+
+def test_scaling_on_another_metric_names_it() -> None:
+    hpa = HPA.model_copy(
+        update={
+            "metrics": [
+                HpaMetric(name="DCGM_FI_DEV_GPU_UTIL", target=80),
+                HpaMetric(name="vllm_num_requests_running", target=8),
+            ]
+        }
+    )
+    samples = timeline(good_run())
+    for s in samples:
+        assert s.hpa is not None
+        s.gpu_util_mean = 50.0
+        s.hpa.current_value = 50.0
+        s.hpa.metrics = {
+            "DCGM_FI_DEV_GPU_UTIL": 50.0,
+            "vllm_num_requests_running": 12.0 if s.elapsed_s >= 40 else 2,
+        }
+    m, _ = evaluate(samples, hpa, CRITERIA, 1_000_000 + LOAD_STOP)
+    assert m.scaled_up_on == "vllm_num_requests_running"
+    assert m.seconds_to_first_scale_up == 10
+
+
+@pytest.mark.parametrize(
+    ("policies", "select", "peak", "expected"),
+    [
+        # The chart's default: 1 pod per 60 s, from 4 to 1 is three steps, the last one ending the wait.
+        ([ScalePolicy(type="Pods", value=1, period_s=60)], "Max", 4, 120.0),
+        # Kubernetes' default: 100 % per 15 s goes to the minimum in one step.
+        ([ScalePolicy(type="Percent", value=100, period_s=15)], "Max", 4, 0.0),
+        # Min picks the slower policy at each step.
+        (
+            [
+                ScalePolicy(type="Pods", value=1, period_s=60),
+                ScalePolicy(type="Percent", value=100, period_s=15),
+            ],
+            "Min",
+            3,
+            60.0,
+        ),
+    ],
+)
+def test_scale_down_time_follows_the_hpa_policies(
+    policies: list[ScalePolicy], select: Literal["Max", "Min"], peak: int, expected: float
+) -> None:
+    hpa = HPA.model_copy(update={"scale_down_policies": policies, "scale_down_select": select})
+    assert scale_down_time_s(hpa, peak) == expected
+    assert scale_down_bound_s(hpa, peak) == 300 + expected + 30 + 60
+
+
+def test_scale_down_disabled_has_no_bound() -> None:
+    assert scale_down_bound_s(HPA.model_copy(update={"scale_down_select": "Disabled"}), 4) is None
+
+
+def test_oracle_replicas_stay_within_the_hpa_bounds() -> None:
+    assert oracle_replicas(0, 6, 1, 4) == 1
+    assert oracle_replicas(12, 6, 1, 4) == 2
+    assert oracle_replicas(12.5, 6, 1, 4) == 3
+    assert oracle_replicas(100, 6, 1, 4) == 4

@@ -19,12 +19,15 @@ from kubernetes.utils import parse_quantity
 from urllib3.exceptions import HTTPError
 
 from gpu_inference.domain.cluster_spec import ACCELERATOR_LABEL, GPU_RESOURCE, NODE_POOL_LABEL
+from gpu_inference.domain.constants import SIMULATED_NODE_LABEL
 from gpu_inference.domain.timeline import (
     HpaCondition,
+    HpaMetric,
     HpaSpec,
     HpaStatus,
     NodeInfo,
     PodInfo,
+    ScalePolicy,
     WorkloadStatus,
 )
 from gpu_inference.errors import ConfigError, GpuInferenceError
@@ -66,6 +69,7 @@ def node_info(node: Any) -> NodeInfo:
         gpus=gpus,
         is_gpu=gpus > 0 or pool == "gpu" or ACCELERATOR_LABEL in labels,
         ready=_ready(node.status.conditions if node.status else None),
+        simulated=labels.get(SIMULATED_NODE_LABEL) == "true",
     )
 
 
@@ -89,6 +93,32 @@ def _metric_of(entry: Any) -> tuple[str | None, Any, Any]:
     return block.metric.name, getattr(block, "target", None), getattr(block, "current", None)
 
 
+def _all_metrics(spec: Any) -> list[HpaMetric]:
+    out = []
+    for entry in spec.metrics or []:
+        name, target, _ = _metric_of(entry)
+        if name is None or target is None:
+            continue
+        value = _quantity(target.average_value if target.average_value is not None else target.value)
+        if value is not None:
+            out.append(HpaMetric(name=name, target=value))
+    return out
+
+
+def _scale_down_policies(down: Any) -> dict[str, Any]:
+    """behavior.scaleDown's policies and selectPolicy, when the HPA sets them (else Kubernetes' defaults)."""
+    if down is None:
+        return {}
+    out: dict[str, Any] = {}
+    if down.policies:
+        out["scale_down_policies"] = [
+            ScalePolicy(type=p.type, value=p.value, period_s=p.period_seconds) for p in down.policies
+        ]
+    if down.select_policy:
+        out["scale_down_select"] = down.select_policy
+    return out
+
+
 def hpa_spec(hpa: Any, metric_name: str) -> HpaSpec:
     """The HPA's scaling contract for `metric_name`. ConfigError when the HPA doesn't use it."""
     spec = hpa.spec
@@ -105,8 +135,9 @@ def hpa_spec(hpa: Any, metric_name: str) -> HpaSpec:
                 )
             behavior = spec.behavior
             window = None
-            if behavior is not None and behavior.scale_down is not None:
-                window = behavior.scale_down.stabilization_window_seconds
+            down = behavior.scale_down if behavior is not None else None
+            if down is not None:
+                window = down.stabilization_window_seconds
             return HpaSpec(
                 name=hpa.metadata.name,
                 namespace=hpa.metadata.namespace,
@@ -117,6 +148,8 @@ def hpa_spec(hpa: Any, metric_name: str) -> HpaSpec:
                 metric_name=metric_name,
                 target_value=value,
                 scale_down_stabilization_s=window if window is not None else 300,
+                metrics=_all_metrics(spec),
+                **_scale_down_policies(down),
             )
     raise ConfigError(
         where,
@@ -128,11 +161,19 @@ def hpa_spec(hpa: Any, metric_name: str) -> HpaSpec:
 def hpa_status(hpa: Any, metric_name: str) -> HpaStatus:
     status = hpa.status
     current = None
+    metrics: dict[str, float] = {}
     for entry in (status.current_metrics if status else None) or []:
         name, _, cur = _metric_of(entry)
-        if name == metric_name and cur is not None:
-            current = _quantity(cur.average_value if cur.average_value is not None else cur.value)
+        if name is None or cur is None:
+            continue
+        value = _quantity(cur.average_value if cur.average_value is not None else cur.value)
+        if value is None:
+            continue
+        metrics[name] = value
+        if name == metric_name:
+            current = value
     return HpaStatus(
+        metrics=metrics,
         current_replicas=(status.current_replicas if status else None) or 0,
         desired_replicas=(status.desired_replicas if status else None) or 0,
         current_value=current,

@@ -139,6 +139,8 @@ class NodeInfo(BaseModel):
     gpus: int = 0
     is_gpu: bool = False
     ready: bool = True
+    #: The node carries the GPU simulator's label (its GPUs are simulated).
+    simulated: bool = False
 
 
 class HpaCondition(BaseModel):
@@ -153,6 +155,8 @@ class HpaStatus(BaseModel):
     desired_replicas: int
     #: The HPA's own view of the GPU metric (status.currentMetrics), None when it has none.
     current_value: float | None = None
+    #: The HPA's own view of every metric it scales on (status.currentMetrics), by metric name.
+    metrics: dict[str, float] = Field(default_factory=dict)
     conditions: list[HpaCondition] = Field(default_factory=list)
 
 
@@ -161,6 +165,17 @@ class WorkloadStatus(BaseModel):
 
     replicas: int
     ready_replicas: int
+
+
+class RequestWindow(BaseModel):
+    """Requests that finished in one sampling interval (open-loop mode): counts and SLO misses."""
+
+    finished: int = 0
+    errors: int = 0
+    #: Finished requests that missed the TTFT or TPOT bound (errors count as misses too).
+    slo_misses: int = 0
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
 
 
 class TimelineSample(BaseModel):
@@ -178,6 +193,12 @@ class TimelineSample(BaseModel):
     workload: WorkloadStatus | None = None
     pods: list[PodInfo] = Field(default_factory=list)
     nodes: list[NodeInfo] = Field(default_factory=list)
+    #: Offered load at this moment in requests/s: the open-loop shape's rate, or (closed loop) locust's rate.
+    demand_rps: float | None = None
+    #: Per-request figures of the requests that finished since the previous sample (open-loop mode).
+    requests: RequestWindow | None = None
+    #: Evidence that the GPUs behind the target are simulated (a simulator header, gauge or node label).
+    simulated_evidence: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
 
     @property
@@ -192,6 +213,21 @@ class TimelineSample(BaseModel):
         return self.hpa.current_value if self.hpa else None
 
 
+class HpaMetric(BaseModel):
+    """One metric the HPA scales on and its per-pod target (average value)."""
+
+    name: str
+    target: float
+
+
+class ScalePolicy(BaseModel):
+    """One HPA scaling policy: change by `value` pods (type Pods) or percent (type Percent) per period."""
+
+    type: Literal["Pods", "Percent"]
+    value: int
+    period_s: int
+
+
 class HpaSpec(BaseModel):
     """What the HPA object says about scaling (read from the cluster, never assumed)."""
 
@@ -204,6 +240,19 @@ class HpaSpec(BaseModel):
     metric_name: str
     target_value: float
     scale_down_stabilization_s: int = 300
+    #: Every metric the HPA scales on (the first is metric_name); it acts on whichever asks for most.
+    metrics: list[HpaMetric] = Field(default_factory=list)
+    #: behavior.scaleDown: policies and selectPolicy (Kubernetes default: 100 % per 15 s, Max).
+    scale_down_policies: list[ScalePolicy] = Field(
+        default_factory=lambda: [ScalePolicy(type="Percent", value=100, period_s=15)]
+    )
+    scale_down_select: Literal["Max", "Min", "Disabled"] = "Max"
+    #: The controller's sync period (kube-controller-manager --horizontal-pod-autoscaler-sync-period).
+    sync_period_s: float = 15.0
+
+    def all_metrics(self) -> list[HpaMetric]:
+        """The metrics to judge: `metrics` when read, else the one named metric."""
+        return self.metrics or [HpaMetric(name=self.metric_name, target=self.target_value)]
 
 
 # ---------------------------------------------------------------- report
@@ -216,7 +265,7 @@ class Check(BaseModel):
 
 
 class Criteria(BaseModel):
-    """The bounds a verify-scaleup run is judged against."""
+    """The bounds a verify-scaleup run is judged against (docs/loadtest.md lists each with its reason)."""
 
     slo_p95_ms: float = Field(gt=0)
     max_error_ratio: float = Field(ge=0, le=1)
@@ -224,6 +273,23 @@ class Criteria(BaseModel):
     scale_down_within_s: float | None = Field(default=None, gt=0)
     skip_scale_down: bool = False
     hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    #: Each scale-up's new replicas must all be Ready within this many seconds.
+    ready_within_s: float = Field(default=120.0, gt=0)
+    #: Direction reversals of desired replicas allowed per 10 minutes (flapping).
+    max_reversals_per_10min: float = Field(default=2.0, ge=0)
+    #: Minutes desired replicas may sit at maxReplicas while a metric is still over its threshold.
+    max_minutes_pinned_at_max: float = Field(default=3.0, ge=0)
+    #: GPU-hours during the load may be at most this multiple of the oracle's.
+    max_overprovision: float = Field(default=1.5, ge=1)
+    #: Requests/s one replica serves within the SLO, measured by calibration; None: not judged.
+    capacity_rps: float | None = Field(default=None, gt=0)
+    #: Where capacity_rps came from (calibration file and its figures), for the report.
+    capacity_source: str = ""
+    skip_overprovision: bool = False
+    #: Per-request SLO: time to first token and time per output token, and the share that must meet both.
+    slo_ttft_ms: float = Field(default=2000.0, gt=0)
+    slo_tpot_ms: float = Field(default=200.0, gt=0)
+    min_slo_attainment: float = Field(default=0.95, ge=0, le=1)
 
 
 class ShapeInfo(BaseModel):
@@ -266,6 +332,18 @@ class Measurements(BaseModel):
     completion_tokens: int = 0
     max_gpu_nodes: int | None = None
     mean_rps: float | None = None
+    #: The metric whose crossing preceded the first scale-up (as the HPA reported it).
+    scaled_up_on: str | None = None
+    #: Slowest scale-up: seconds from desired replicas rising to all of them Ready.
+    slowest_ready_s: float | None = None
+    reversals: int | None = None
+    minutes_pinned_at_max: float | None = None
+    gpu_hours: float | None = None
+    oracle_gpu_hours: float | None = None
+    overprovision_ratio: float | None = None
+    slo_attainment: float | None = None
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
 
 
 class RunReport(Measurements):
@@ -276,6 +354,8 @@ class RunReport(Measurements):
     passed: bool | None = None
     reasons: list[str] = Field(default_factory=list)
     simulated: bool
+    #: What showed that the GPUs are simulated (header, gauge, node label); empty for real GPUs.
+    simulated_evidence: list[str] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
     criteria: Criteria | None = None
     hpa: HpaSpec | None = None

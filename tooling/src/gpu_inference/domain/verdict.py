@@ -10,10 +10,20 @@ A scale-up is proven when, in this order:
   never reported its metric missing; the new replicas became Ready; utilization came back
   under the target at the new size while the load lasted; p95 latency stayed within the SLO;
   errors stayed under their ratio; and (unless skipped) replicas came back down after the load.
+
+The rules that fail bad autoscalers: the scale-up followed a metric crossing its threshold (never
+before it); every scale-up was Ready within a bound; desired replicas did not reverse direction
+more than a bound per 10 minutes (flapping); they did not sit at maxReplicas while a metric stayed
+over its threshold; GPU-hours stayed within a multiple of an oracle that runs exactly
+ceil(demand / measured per-replica capacity) replicas; per-request TTFT and TPOT met the SLO for
+the required share of requests; and the scale-down finished within the bound the HPA's own
+stabilization window and policies allow. docs/loadtest.md gives each bound and why.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 
 from gpu_inference.domain.timeline import (
@@ -22,6 +32,7 @@ from gpu_inference.domain.timeline import (
     Criteria,
     HpaSpec,
     Measurements,
+    ScalePolicy,
     TimelineSample,
 )
 
@@ -47,6 +58,89 @@ def metric_failures(samples: Sequence[TimelineSample]) -> list[tuple[TimelineSam
     return out
 
 
+def metric_ratios(s: TimelineSample, hpa: HpaSpec) -> dict[str, float]:
+    """current / target per HPA metric at one sample: the HPA's own reading, or Prometheus' GPU mean."""
+    out: dict[str, float] = {}
+    for m in hpa.all_metrics():
+        value = s.hpa.metrics.get(m.name) if s.hpa else None
+        if value is None and m.name == hpa.metric_name:
+            value = s.utilization
+        if value is not None and m.target > 0:
+            out[m.name] = value / m.target
+    return out
+
+
+def reversals(samples: Sequence[TimelineSample]) -> int:
+    """How often desired replicas changed direction (up then down, or down then up)."""
+    count, last_dir, last = 0, 0, None
+    for s in samples:
+        if s.hpa is None:
+            continue
+        d = s.hpa.desired_replicas
+        if last is not None and d != last:
+            direction = 1 if d > last else -1
+            if last_dir and direction != last_dir:
+                count += 1
+            last_dir = direction
+        last = d
+    return count
+
+
+def _intervals(samples: Sequence[TimelineSample]) -> list[tuple[TimelineSample, float]]:
+    """Each sample with the seconds until the next one (the last gets the median step)."""
+    if not samples:
+        return []
+    steps = [b.t - a.t for a, b in itertools.pairwise(samples)]
+    tail = sorted(steps)[len(steps) // 2] if steps else 0.0
+    return list(zip(samples, [*steps, tail], strict=True))
+
+
+def oracle_replicas(demand_rps: float, capacity_rps: float, min_replicas: int, max_replicas: int) -> int:
+    """Replicas an ideal autoscaler would run: just enough for the demand at the SLO, within the bounds."""
+    need = math.ceil(demand_rps / capacity_rps - 1e-9) if demand_rps > 0 else 0
+    return max(min_replicas, min(max_replicas, need))
+
+
+def scale_down_time_s(hpa: HpaSpec, from_replicas: int) -> float | None:
+    """Seconds the HPA's policies need to go from `from_replicas` to minReplicas once its window has passed.
+
+    None when scale-down is disabled. With selectPolicy Max the fastest policy applies at each
+    step, with Min the slowest (Kubernetes' rules for behavior.scaleDown).
+    """
+    if hpa.scale_down_select == "Disabled":
+        return None
+    target = hpa.min_replicas
+    if from_replicas <= target:
+        return 0.0
+
+    def step(policy: ScalePolicy, n: int) -> int:
+        if policy.type == "Pods":
+            return policy.value
+        return max(1, math.floor(n * policy.value / 100))
+
+    n, elapsed = from_replicas, 0.0
+    policies = hpa.scale_down_policies or [ScalePolicy(type="Percent", value=100, period_s=15)]
+    while n > target:
+        pick = max if hpa.scale_down_select == "Max" else min
+        policy = pick(policies, key=lambda p: step(p, n))
+        n = max(target, n - step(policy, n))
+        if n > target:
+            elapsed += policy.period_s
+    return elapsed
+
+
+def scale_down_bound_s(hpa: HpaSpec, peak_replicas: int, metric_lag_s: float = 60.0) -> float | None:
+    """The longest a correct HPA should take to return to minReplicas after the load stops.
+
+    stabilization window + the policies' steps + two sync periods + the metric pipeline's lag
+    (scrape, adapter relist, query window). None when scale-down is disabled.
+    """
+    steps = scale_down_time_s(hpa, peak_replicas)
+    if steps is None:
+        return None
+    return hpa.scale_down_stabilization_s + steps + 2 * hpa.sync_period_s + metric_lag_s
+
+
 class Landmarks:
     """The moments that matter in a run, computed once from the samples."""
 
@@ -58,12 +152,15 @@ class Landmarks:
         load_stopped_at: float | None,
     ) -> None:
         self.samples = sorted(samples, key=lambda s: s.t)
+        self.hpa = hpa
+        self.tolerance = tolerance
         self.load = [s for s in self.samples if s.phase == "load"]
         self.threshold = hpa.target_value * (1 + tolerance) if hpa else None
         # The size the load met: the last sample before it (or the first one, without a baseline).
         before = [s for s in self.samples if s.phase == "baseline" and s.hpa is not None]
         start = before[-1] if before else _first(self.samples, lambda s: s.hpa is not None)
         self.initial = start.hpa.current_replicas if start and start.hpa else None
+        self.initial_desired = start.hpa.desired_replicas if start and start.hpa else None
         #: Samples from the load on: what happened before it (e.g. waiting for the metric) is not judged.
         self.judged = [s for s in self.samples if s.phase != "baseline"]
         self.crossed = self._crossed()
@@ -72,10 +169,17 @@ class Landmarks:
         self.scaled_down = self._scaled_down(load_stopped_at)
 
     def _crossed(self) -> TimelineSample | None:
-        thr = self.threshold
-        if thr is None:
+        if self.hpa is None:
             return None
-        return _first(self.load, lambda s: s.utilization is not None and s.utilization > thr)
+        hpa, limit = self.hpa, 1 + self.tolerance
+        return _first(self.judged, lambda s: any(r > limit for r in metric_ratios(s, hpa).values()))
+
+    def crossing_metric(self) -> str | None:
+        """The metric whose ratio was highest at the crossing (what the HPA acted on)."""
+        if self.crossed is None or self.hpa is None:
+            return None
+        ratios = metric_ratios(self.crossed, self.hpa)
+        return max(ratios, key=lambda k: ratios[k]) if ratios else None
 
     def _scaled_up(self) -> TimelineSample | None:
         initial = self.initial
@@ -131,7 +235,9 @@ def _measure(lm: Landmarks, hpa: HpaSpec | None, load_stopped_at: float | None) 
         max_gpu_nodes=max((len(s.gpu_nodes) for s in lm.samples if s.nodes), default=None),
     )
     if lm.crossed and lm.scaled_up:
-        m.seconds_to_first_scale_up = max(0.0, lm.scaled_up.t - lm.crossed.t)
+        # Negative when replicas rose before any metric crossed: the verdict fails that, never clamps it.
+        m.seconds_to_first_scale_up = lm.scaled_up.t - lm.crossed.t
+        m.scaled_up_on = lm.crossing_metric()
     if lm.scaled_up and lm.ready:
         m.seconds_to_ready = lm.ready.t - lm.scaled_up.t
     if lm.scaled_down and load_stopped_at is not None:
@@ -147,7 +253,75 @@ def _measure(lm: Landmarks, hpa: HpaSpec | None, load_stopped_at: float | None) 
     if last_tokens:
         m.prompt_tokens = last_tokens.prompt_tokens
         m.completion_tokens = last_tokens.completion_tokens
+    m.slowest_ready_s = _slowest_ready(lm)
+    m.reversals = reversals(lm.samples)
+    if hpa is not None:
+        m.minutes_pinned_at_max = _pinned_minutes(lm, hpa)
+    windows = [s.requests for s in lm.load if s.requests is not None]
+    finished = sum(w.finished for w in windows)
+    if finished:
+        m.slo_attainment = 1 - sum(w.slo_misses for w in windows) / finished
+        m.ttft_p95_ms = max((w.ttft_p95_ms for w in windows if w.ttft_p95_ms is not None), default=None)
+        m.tpot_p95_ms = max((w.tpot_p95_ms for w in windows if w.tpot_p95_ms is not None), default=None)
     return m
+
+
+def _slowest_ready(lm: Landmarks) -> float | None:
+    """Longest wait, over every rise of desired replicas, until that many replicas were Ready."""
+    worst: float | None = None
+    pending: list[tuple[float, int]] = []  # (when desired rose, to how many)
+    last_desired: int | None = None
+    for s in lm.samples:
+        if s.hpa is not None:
+            if last_desired is not None and s.hpa.desired_replicas > last_desired:
+                pending.append((s.t, s.hpa.desired_replicas))
+            if last_desired is not None and s.hpa.desired_replicas < last_desired:
+                # A scale-down cancels waits for replicas no longer wanted.
+                pending = [(t0, min(n, s.hpa.desired_replicas)) for t0, n in pending]
+            last_desired = s.hpa.desired_replicas
+        if s.workload is None:
+            continue
+        still = []
+        for t0, n in pending:
+            if s.workload.ready_replicas >= n:
+                worst = max(worst or 0.0, s.t - t0)
+            else:
+                still.append((t0, n))
+        pending = still
+    if pending and lm.samples:
+        # Never Ready by the end of the run: at least this long.
+        end = lm.samples[-1].t
+        worst = max(worst or 0.0, *(end - t0 for t0, _ in pending))
+    return worst
+
+
+def _pinned_minutes(lm: Landmarks, hpa: HpaSpec) -> float:
+    limit = 1 + lm.tolerance
+    seconds = 0.0
+    for s, dt in _intervals(lm.judged):
+        if s.hpa is None or s.hpa.desired_replicas < hpa.max_replicas:
+            continue
+        if any(r > limit for r in metric_ratios(s, hpa).values()):
+            seconds += dt
+    return seconds / 60
+
+
+def gpu_hours_against_oracle(
+    samples: Sequence[TimelineSample], hpa: HpaSpec, capacity_rps: float
+) -> tuple[float, float] | None:
+    """(GPU-hours the workload held, GPU-hours the oracle would have) over the samples with a known demand.
+
+    A replica holds its GPU from the moment it exists (current replicas), Ready or not.
+    """
+    held = oracle = 0.0
+    seen = False
+    for s, dt in _intervals(list(samples)):
+        if s.hpa is None or s.demand_rps is None:
+            continue
+        seen = True
+        held += s.hpa.current_replicas * dt / 3600
+        oracle += oracle_replicas(s.demand_rps, capacity_rps, hpa.min_replicas, hpa.max_replicas) * dt / 3600
+    return (held, oracle) if seen else None
 
 
 def measure(
@@ -175,8 +349,10 @@ def _observed(lm: Landmarks, hpa: HpaSpec) -> Check:
 
 
 def _starts_at_minimum(lm: Landmarks, hpa: HpaSpec) -> Check:
-    ok = lm.initial == hpa.min_replicas
+    ok = lm.initial == hpa.min_replicas and lm.initial_desired == hpa.min_replicas
     detail = f"the run started at {lm.initial} replica(s); the HPA's minimum is {hpa.min_replicas}"
+    if lm.initial_desired != lm.initial:
+        detail += f" but it already wanted {lm.initial_desired}"
     return Check(
         name="starts_at_minimum",
         passed=ok,
@@ -223,15 +399,112 @@ def _scaled_up_in_time(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
         )
     secs = m.seconds_to_first_scale_up or 0.0
     desired = lm.scaled_up.hpa.desired_replicas if lm.scaled_up.hpa else "?"
+    if secs < 0:
+        return Check(
+            name=name,
+            passed=False,
+            detail=(
+                f"desired replicas rose {lm.initial} -> {desired} at {lm.scaled_up.elapsed_s:.0f}s, "
+                f"{-secs:.0f}s BEFORE any metric crossed its threshold: something other than the "
+                "HPA's metrics scaled the workload"
+            ),
+        )
     return Check(
         name=name,
         passed=secs <= c.scale_up_within_s,
         detail=(
             f"desired replicas rose {lm.initial} -> {desired} "
-            f"{secs:.0f}s after utilization crossed the threshold "
+            f"{secs:.0f}s after {_signal_name(lm, m.scaled_up_on)} crossed the threshold "
             f"(bound {c.scale_up_within_s:g}s)"
         ),
     )
+
+
+def _no_flapping(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
+    span = (lm.samples[-1].t - lm.samples[0].t) if lm.samples else 0.0
+    allowed = c.max_reversals_per_10min * max(1.0, span / 600)
+    count = m.reversals or 0
+    return Check(
+        name="no_flapping",
+        passed=count <= allowed,
+        detail=(
+            f"desired replicas reversed direction {count} time(s) in {span / 60:.1f} min "
+            f"(allowed {c.max_reversals_per_10min:g} per 10 min: {allowed:.1f})"
+        ),
+    )
+
+
+def _not_pinned_at_max(m: Measurements, hpa: HpaSpec, c: Criteria) -> Check:
+    minutes = m.minutes_pinned_at_max or 0.0
+    return Check(
+        name="not_pinned_at_max",
+        passed=minutes <= c.max_minutes_pinned_at_max,
+        detail=(
+            f"{minutes:.1f} min at maxReplicas {hpa.max_replicas} with a metric still over its threshold "
+            f"(bound {c.max_minutes_pinned_at_max:g} min): "
+            + (
+                "maxReplicas too low for the load, or a metric that cannot come down by adding replicas"
+                if minutes > c.max_minutes_pinned_at_max
+                else "never starved for replicas"
+            )
+        ),
+    )
+
+
+def _overprovision(lm: Landmarks, m: Measurements, hpa: HpaSpec, c: Criteria) -> Check:
+    name = "gpu_hours_vs_oracle"
+    if c.skip_overprovision:
+        return Check(name=name, passed=True, detail="skipped (--skip-overprovision)")
+    if c.capacity_rps is None:
+        return Check(
+            name=name,
+            passed=False,
+            detail=(
+                "per-replica capacity unknown, so over-provisioning cannot be judged: calibrate "
+                "(--calibrate) or pass --capacity-rps from a calibration"
+            ),
+        )
+    result = gpu_hours_against_oracle(lm.load, hpa, c.capacity_rps)
+    if result is None:
+        return Check(name=name, passed=False, detail="no load sample had a known demand (requests/s)")
+    held, oracle = result
+    m.gpu_hours, m.oracle_gpu_hours = held, oracle
+    ratio = held / oracle if oracle > 0 else math.inf
+    m.overprovision_ratio = ratio
+    return Check(
+        name=name,
+        passed=ratio <= c.max_overprovision,
+        detail=(
+            f"{held:.3f} GPU-hours during the load vs {oracle:.3f} for an oracle running "
+            f"ceil(demand / {c.capacity_rps:.2f} req/s per replica{c.capacity_source}) replicas: "
+            f"{ratio:.2f}x (bound {c.max_overprovision:g}x)"
+        ),
+    )
+
+
+def _slo_attainment(m: Measurements, c: Criteria) -> Check:
+    name = "slo_attainment"
+    slo = f"TTFT <= {c.slo_ttft_ms:g} ms and TPOT <= {c.slo_tpot_ms:g} ms"
+    if m.slo_attainment is None:
+        return Check(
+            name=name,
+            passed=False,
+            detail=f"no per-request records, so {slo} cannot be judged (use the open-loop load mode)",
+        )
+    return Check(
+        name=name,
+        passed=m.slo_attainment >= c.min_slo_attainment,
+        detail=(
+            f"{m.slo_attainment:.2%} of requests met {slo} (required {c.min_slo_attainment:.0%}; "
+            f"worst window p95 TTFT {_fmt(m.ttft_p95_ms, '.0f')} ms, TPOT {_fmt(m.tpot_p95_ms, '.0f')} ms)"
+        ),
+    )
+
+
+def _signal_name(lm: Landmarks, metric: str | None) -> str:
+    if metric is None or (lm.hpa is not None and metric == lm.hpa.metric_name):
+        return "utilization"
+    return metric
 
 
 def _metric_never_missing(lm: Landmarks) -> Check:
@@ -253,13 +526,20 @@ def _metric_never_missing(lm: Landmarks) -> Check:
     )
 
 
-def _new_replicas_ready(lm: Landmarks, m: Measurements) -> Check:
+def _new_replicas_ready(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
     if lm.ready is not None:
         ready = lm.ready.workload.ready_replicas if lm.ready.workload else "?"
+        slowest = m.slowest_ready_s if m.slowest_ready_s is not None else m.seconds_to_ready or 0.0
+        in_time = slowest <= c.ready_within_s
         return Check(
             name="new_replicas_ready",
-            passed=True,
-            detail=f"{ready} replicas Ready {m.seconds_to_ready or 0:.0f}s after the scale-up",
+            passed=in_time,
+            detail=(
+                f"{ready} replicas Ready {m.seconds_to_ready or 0:.0f}s after the scale-up; slowest "
+                f"scale-up to Ready {slowest:.0f}s (bound {c.ready_within_s:g}s"
+                + ("" if in_time else ": image pull, model load or node boot too slow for the load")
+                + ")"
+            ),
         )
     if lm.scaled_up is None:
         return Check(name="new_replicas_ready", passed=False, detail="no scale-up, so no new replicas")
@@ -367,9 +647,12 @@ def evaluate(
         _crossed_threshold(lm, hpa, criteria),
         _scaled_up_in_time(lm, m, criteria),
         _metric_never_missing(lm),
-        _new_replicas_ready(lm, m),
+        _new_replicas_ready(lm, m, criteria),
         _settled_below_target(lm, hpa),
-        _p95(m, criteria),
+        _not_pinned_at_max(m, hpa, criteria),
+        _no_flapping(lm, m, criteria),
+        _overprovision(lm, m, hpa, criteria),
+        _slo_attainment(m, criteria) if m.slo_attainment is not None else _p95(m, criteria),
         _errors(m, criteria),
         _scaled_down(lm, m, criteria),
     ]

@@ -35,10 +35,12 @@ from gpu_inference.adapters.locust import (
 )
 from gpu_inference.adapters.locust_support import ENV_DURATION_S, ENV_PEAK_USERS, ENV_SPAWN_RATE
 from gpu_inference.adapters.prometheus import Prometheus
+from gpu_inference.domain.constants import SIMULATED_HEADER, SIMULATED_METRIC, SIMULATED_NODE_LABEL
 from gpu_inference.domain.timeline import (
     DEFAULT_METRIC,
     Criteria,
     HpaSpec,
+    NodeInfo,
     Phase,
     RunInfo,
     RunReport,
@@ -46,7 +48,7 @@ from gpu_inference.domain.timeline import (
     Target,
     TimelineSample,
 )
-from gpu_inference.domain.verdict import evaluate, measure, metric_failures
+from gpu_inference.domain.verdict import evaluate, measure, metric_failures, scale_down_bound_s
 from gpu_inference.errors import ConfigError, GpuInferenceError
 from gpu_inference.rendering.report_html import write_html
 from gpu_inference.services.cost.report import cost_for_report
@@ -96,6 +98,19 @@ class VerifyOptions(LoadTestOptions):
     scale_down_within_s: float | None = Field(default=None, gt=0)
     skip_scale_down: bool = False
     hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    #: Bounds that fail bad autoscalers (defaults and reasons: domain.timeline.Criteria, docs/loadtest.md).
+    ready_within_s: float = Field(default=120.0, gt=0)
+    max_reversals_per_10min: float = Field(default=2.0, ge=0)
+    max_minutes_pinned_at_max: float = Field(default=3.0, ge=0)
+    max_overprovision: float = Field(default=1.5, ge=1)
+    capacity_rps: float | None = Field(default=None, gt=0)
+    capacity_source: str = ""
+    skip_overprovision: bool = False
+    slo_ttft_ms: float = Field(default=2000.0, gt=0)
+    slo_tpot_ms: float = Field(default=200.0, gt=0)
+    min_slo_attainment: float = Field(default=0.95, ge=0, le=1)
+    #: Seconds the metric pipeline adds before the HPA sees a change (scrape, relist, query window).
+    metric_lag_s: float = Field(default=60.0, ge=0)
     #: Before the load: wait this long for the HPA to read its metric and sit at its minimum.
     settle_timeout_s: float = Field(default=180.0, ge=0)
 
@@ -111,8 +126,11 @@ def _shape_env(o: LoadTestOptions) -> dict[str, str]:
     return env
 
 
-def check_target(target: Target, timeout_s: float = 10.0) -> None:
-    """The inference API answers its health route, or a ConfigError says how to fix the URL."""
+def check_target(target: Target, timeout_s: float = 10.0) -> list[str]:
+    """The inference API answers its health route, or a ConfigError says how to fix the URL.
+
+    Returns the evidence of simulated GPUs the answer carries (the simulator's header), if any.
+    """
     url = target.url + HEALTH_ROUTES[target.api]
     try:
         r = requests.get(url, timeout=timeout_s)
@@ -128,6 +146,26 @@ def check_target(target: Target, timeout_s: float = 10.0) -> None:
             f"{url} answered HTTP {r.status_code}",
             f"is this a {target.api} API? pass --api to match the chart preset",
         )
+    if r.headers.get(SIMULATED_HEADER, "").lower() == "true":
+        return [f"{url} answered with header {SIMULATED_HEADER}: true"]
+    return []
+
+
+def simulation_evidence(prometheus: Prometheus | None, nodes: list[NodeInfo]) -> list[str]:
+    """Evidence of simulated GPUs in Prometheus (the simulator's gauge) and on the nodes (its label)."""
+    found = []
+    if prometheus is not None:
+        try:
+            series = prometheus.query(f"max({SIMULATED_METRIC})")
+        except GpuInferenceError as exc:
+            log.debug("could not look for %s: %s", SIMULATED_METRIC, exc)
+            series = []
+        if any(s.value == 1 for s in series):
+            found.append(f"Prometheus has the gauge {SIMULATED_METRIC} = 1")
+    sim_nodes = [n.name for n in nodes if n.simulated]
+    if sim_nodes:
+        found.append(f"nodes labelled {SIMULATED_NODE_LABEL}: {', '.join(sim_nodes[:3])}")
+    return found
 
 
 def _iso(t: float) -> str:
@@ -144,6 +182,8 @@ class _Run:
         self.cluster: ClusterReader | None = None
         self.hpa: HpaSpec | None = None
         self.locust: LocustProcess | None = None
+        self.evidence: list[str] = []
+        self.peak: int | None = None
 
     def close(self) -> None:
         if self.locust is not None:
@@ -191,8 +231,11 @@ class _Run:
         env = _shape_env(o)
         shape_path = shapes.resolve_shape(o.shape)
         users_path = shapes.users_file(o.target.api)
-        check_target(o.target)
+        self.evidence = check_target(o.target)
         self.connect()
+        self.evidence += simulation_evidence(self.prometheus, [])
+        if self.evidence:
+            log.info("the GPUs behind this target are SIMULATED: %s", "; ".join(self.evidence))
         schedule = shapes.probe_shape(shape_path, env)
         log.info("shape: %s", shapes.summarize(schedule))
         if schedule.user_classes:
@@ -254,6 +297,7 @@ class _Run:
             stats.points.append(final)
         log.info("load stopped after %.0fs", load_stopped - load_started)
         before = [s.hpa.current_replicas for s in samples if s.phase == "baseline" and s.hpa]
+        self.peak = max((s.hpa.desired_replicas for s in samples if s.hpa), default=None)
         self._tail(record, load_stopped, before[-1] if before else None)
         sampler.reattach_locust(samples)
         return self._report(
@@ -311,13 +355,16 @@ class _Run:
             time.sleep(o.interval_s)
             s = record("baseline")
 
-    def _tail_bound(self) -> float:
+    def _tail_bound(self, peak: int | None = None) -> float:
+        """How long to watch after the load: the given bound, or what the HPA's own behavior allows."""
         o = self.o
         if isinstance(o, VerifyOptions) and not o.skip_scale_down:
             if o.scale_down_within_s is not None:
                 return o.scale_down_within_s
-            window = self.hpa.scale_down_stabilization_s if self.hpa else 300
-            return window + SCALE_DOWN_SLACK_S
+            if self.hpa is None:
+                return 300 + SCALE_DOWN_SLACK_S
+            bound = scale_down_bound_s(self.hpa, peak or self.hpa.max_replicas, o.metric_lag_s)
+            return bound if bound is not None else o.observe_after_s
         return o.observe_after_s
 
     def _tail(
@@ -325,7 +372,7 @@ class _Run:
     ) -> None:
         """Sample after the load (at least once: the final totals), until replicas are back at
         `initial` (verify) or the bound passes."""
-        bound = self._tail_bound()
+        bound = self._tail_bound(self.peak)
         watch = isinstance(self.o, VerifyOptions) and initial is not None
         if bound > 0:
             log.info("watching for up to %.0fs after the load", bound)
@@ -356,6 +403,8 @@ class _Run:
         exit_code: int,
     ) -> RunReport:
         o = self.o
+        seen_nodes = {n.name: n for s in samples for n in s.nodes}
+        self.evidence += simulation_evidence(None, list(seen_nodes.values()))
         run = RunInfo(
             tool_version=__version__,
             started_at=_iso(started),
@@ -377,9 +426,19 @@ class _Run:
                 slo_p95_ms=o.slo_p95_ms,
                 max_error_ratio=o.max_error_ratio,
                 scale_up_within_s=o.scale_up_within_s,
-                scale_down_within_s=None if o.skip_scale_down else self._tail_bound(),
+                scale_down_within_s=None if o.skip_scale_down else self._tail_bound(self.peak),
                 skip_scale_down=o.skip_scale_down,
                 hpa_tolerance=o.hpa_tolerance,
+                ready_within_s=o.ready_within_s,
+                max_reversals_per_10min=o.max_reversals_per_10min,
+                max_minutes_pinned_at_max=o.max_minutes_pinned_at_max,
+                max_overprovision=o.max_overprovision,
+                capacity_rps=o.capacity_rps,
+                capacity_source=o.capacity_source,
+                skip_overprovision=o.skip_overprovision,
+                slo_ttft_ms=o.slo_ttft_ms,
+                slo_tpot_ms=o.slo_tpot_ms,
+                min_slo_attainment=o.min_slo_attainment,
             )
             m, checks = evaluate(samples, self.hpa, criteria, load_stopped)
             report = RunReport(
@@ -387,7 +446,8 @@ class _Run:
                 kind="verify-scaleup",
                 passed=all(c.passed for c in checks),
                 reasons=[c.detail for c in checks if not c.passed],
-                simulated=o.target.simulated,
+                simulated=o.target.simulated or bool(self.evidence),
+                simulated_evidence=self.evidence,
                 checks=checks,
                 criteria=criteria,
                 hpa=self.hpa,
@@ -399,7 +459,8 @@ class _Run:
             report = RunReport(
                 **m.model_dump(),
                 kind="loadtest",
-                simulated=o.target.simulated,
+                simulated=o.target.simulated or bool(self.evidence),
+                simulated_evidence=self.evidence,
                 hpa=self.hpa,
                 run=run,
                 timeline=samples,
