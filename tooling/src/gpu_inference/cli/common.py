@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -54,7 +55,11 @@ def error_line(exc: GpuInferenceError) -> str:
 
 
 def _file_handlers() -> list[logging.FileHandler]:
-    return [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.FileHandler) and h.baseFilename != os.devnull
+    ]
 
 
 def _to_log_files(level: int, message: str, exc: BaseException | None) -> list[Path]:

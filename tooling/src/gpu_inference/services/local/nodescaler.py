@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client import V1Node, V1Pod
 from kubernetes.config.config_exception import ConfigException
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("--scan-interval", f"{args.scan_interval} is not positive", "pass seconds > 0")
     try:
         api_client = config.new_client_from_config(config_file=str(args.kubeconfig))
-    except (ConfigException, OSError, ValueError, TypeError, AttributeError) as exc:
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, AttributeError) as exc:
         return _fail(
             "--kubeconfig",
             f"{args.kubeconfig} is not a usable kubeconfig ({_first_line(exc)})",
