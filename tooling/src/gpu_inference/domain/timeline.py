@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -309,6 +309,14 @@ class RunInfo(BaseModel):
     shape: ShapeInfo
     out_dir: str
     locust_exit_code: int | None = None
+    #: closed (locust users) or open (Poisson arrivals at a rate shape, per-request records).
+    mode: Literal["closed", "open"] = "closed"
+    #: The open-loop client's summary (schedule, seed, in-flight cap, drops), when mode is open.
+    open_loop: dict[str, Any] | None = None
+    #: The GPU simulator's profile and parameters, as it reported them (GET /gpusim/profile).
+    simulator: dict[str, Any] | None = None
+    #: The local cluster's timing profile (fast, eks) the run used.
+    timing_profile: str | None = None
 
 
 class Measurements(BaseModel):

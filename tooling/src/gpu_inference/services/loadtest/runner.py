@@ -14,10 +14,12 @@ timeline.jsonl (the last one as the run goes).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import requests
 from pydantic import BaseModel, Field, field_validator
@@ -34,14 +36,18 @@ from gpu_inference.adapters.locust import (
     read_final_stats,
 )
 from gpu_inference.adapters.locust_support import ENV_DURATION_S, ENV_PEAK_USERS, ENV_SPAWN_RATE
+from gpu_inference.adapters.openloop import OpenLoopOptions, OpenLoopSummary, run_open_loop
 from gpu_inference.adapters.prometheus import Prometheus
 from gpu_inference.domain.constants import SIMULATED_HEADER, SIMULATED_METRIC, SIMULATED_NODE_LABEL
+from gpu_inference.domain.rate_shapes import RateShape
+from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo, percentile
 from gpu_inference.domain.timeline import (
     DEFAULT_METRIC,
     Criteria,
     HpaSpec,
     NodeInfo,
     Phase,
+    RequestWindow,
     RunInfo,
     RunReport,
     ShapeInfo,
@@ -83,6 +89,13 @@ class LoadTestOptions(BaseModel):
     metric: str = DEFAULT_METRIC
     #: Hard cap on the load phase when the shape's length is unknown.
     max_load_s: float = Field(default=7200.0, gt=0)
+    #: closed: locust users (each waits for its answer); open: Poisson arrivals at `rate_shape`'s rate,
+    #: one record per request (requests.jsonl), which the SLO checks read.
+    mode: Literal["closed", "open"] = "closed"
+    rate_shape: RateShape | None = None
+    open_loop: OpenLoopOptions = Field(default_factory=OpenLoopOptions)
+    #: The local cluster's timing profile (fast, eks), recorded in the report; None elsewhere.
+    timing_profile: str | None = None
 
     @field_validator("out_dir")
     @classmethod
@@ -151,6 +164,53 @@ def check_target(target: Target, timeout_s: float = 10.0) -> list[str]:
     return []
 
 
+#: The open-loop mode's per-request records, one JSON line each (domain.requests.RequestRecord).
+REQUESTS_FILE = "requests.jsonl"
+
+
+class RecordsSince:
+    """Collects finished requests from the load thread; each window() takes those since the last one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._new: list[RequestRecord] = []
+
+    def add(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._new.append(record)
+
+    def window(self, slo: Slo) -> RequestWindow:
+        with self._lock:
+            batch, self._new = self._new, []
+        return request_window(batch, slo)
+
+
+def request_window(batch: list[RequestRecord], slo: Slo) -> RequestWindow:
+    """Counts, SLO misses and p95s of the requests that finished in one sampling interval."""
+    finished = [r for r in batch if r.outcome != "cancelled"]
+    ttft = percentile([r.ttft_s * 1000 for r in finished if r.ttft_s is not None], 95)
+    tpot = percentile([r.tpot_s * 1000 for r in finished if r.tpot_s is not None], 95)
+    return RequestWindow(
+        finished=len(finished),
+        errors=sum(1 for r in finished if not r.ok),
+        slo_misses=sum(1 for r in finished if not meets_slo(r, slo)),
+        ttft_p95_ms=ttft,
+        tpot_p95_ms=tpot,
+    )
+
+
+def simulator_profile(url: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The GPU simulator's profile and parameters (GET /gpusim/profile), for the report."""
+    try:
+        r = requests.get(url + "/gpusim/profile", timeout=timeout_s)
+        if r.status_code == 200:
+            body: dict[str, Any] = r.json()
+            return body
+    except (requests.RequestException, ValueError) as exc:
+        log.debug("no simulator profile at %s: %s", url, exc)
+    return None
+
+
 def simulation_evidence(prometheus: Prometheus | None, nodes: list[NodeInfo]) -> list[str]:
     """Evidence of simulated GPUs in Prometheus (the simulator's gauge) and on the nodes (its label)."""
     found = []
@@ -184,6 +244,7 @@ class _Run:
         self.locust: LocustProcess | None = None
         self.evidence: list[str] = []
         self.peak: int | None = None
+        self.simulator: dict[str, Any] | None = None
 
     def close(self) -> None:
         if self.locust is not None:
@@ -225,17 +286,136 @@ class _Run:
                 self.hpa.scale_down_stabilization_s,
             )
 
-    def execute(self, on_sample: OnSample | None) -> RunReport:
+    def _prepare(self) -> None:
+        """Check the target, connect, and collect the evidence of simulated GPUs seen so far."""
         o = self.o
         o.out_dir.mkdir(parents=True, exist_ok=True)
-        env = _shape_env(o)
-        shape_path = shapes.resolve_shape(o.shape)
-        users_path = shapes.users_file(o.target.api)
         self.evidence = check_target(o.target)
         self.connect()
         self.evidence += simulation_evidence(self.prometheus, [])
         if self.evidence:
             log.info("the GPUs behind this target are SIMULATED: %s", "; ".join(self.evidence))
+            self.simulator = simulator_profile(o.target.url)
+
+    def _recorder(
+        self, sampler: Sampler, samples: list[TimelineSample], on_sample: OnSample | None
+    ) -> Callable[[Phase], TimelineSample]:
+        timeline_path = self.o.out_dir / "timeline.jsonl"
+        timeline_path.unlink(missing_ok=True)
+
+        def record(phase: Phase) -> TimelineSample:
+            s = sampler.sample(phase)
+            samples.append(s)
+            with timeline_path.open("a") as f:
+                f.write(s.model_dump_json() + "\n")
+            if on_sample is not None:
+                on_sample(s)
+            return s
+
+        return record
+
+    def execute_open(self, on_sample: OnSample | None) -> RunReport:
+        """Open-loop load: Poisson arrivals at the rate shape's rate, one record per request."""
+        o = self.o
+        if o.rate_shape is None:
+            raise ConfigError(
+                "--rate-shape", "the open-loop mode needs a rate shape", "pass --rate-shape step"
+            )
+        shape = o.rate_shape
+        self._prepare()
+        started = time.time()
+        samples: list[TimelineSample] = []
+        sampler = Sampler(
+            namespace=o.target.namespace,
+            load_started_at=started,
+            prometheus=self.prometheus,
+            cluster=self.cluster,
+            hpa=self.hpa,
+            stats=None,
+            tokens=None,
+            metric=o.metric,
+        )
+        record = self._recorder(sampler, samples, on_sample)
+        self._settle(record("baseline"), record)
+        slo = Slo(ttft_s=self._slo_ttft_s(), tpot_s=self._slo_tpot_s())
+        done = RecordsSince()
+        result: dict[str, Any] = {}
+
+        def drive() -> None:
+            try:
+                result["summary"] = run_open_loop(
+                    o.target.url,
+                    shape,
+                    o.open_loop,
+                    o.out_dir / REQUESTS_FILE,
+                    slo=slo,
+                    on_record=done.add,
+                )
+            except BaseException as exc:  # surfaced in the caller's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=drive, name="open-loop", daemon=True)
+        load_started = time.time()
+        sampler.load_started_at = load_started
+        for s in samples:
+            s.elapsed_s = s.t - load_started
+        thread.start()
+        next_at = load_started + o.interval_s
+        cap = shape.run_duration_s + o.open_loop.drain_limit_s + STOP_GRACE_S
+        while thread.is_alive() and time.time() - load_started < cap:
+            if time.time() >= next_at:
+                s = record("load")
+                s.demand_rps = shape.demand(s.t - load_started)
+                s.requests = done.window(slo)
+                next_at += o.interval_s
+            time.sleep(min(0.5, max(0.05, next_at - time.time())))
+        thread.join(timeout=o.open_loop.drain_limit_s + STOP_GRACE_S)
+        if "error" in result:
+            raise result["error"]
+        summary: OpenLoopSummary = result["summary"]
+        load_stopped = summary.started_at + summary.run_duration_s
+        for s in samples:  # samples taken while draining are after the shape's end
+            if s.phase == "load" and s.t > load_stopped:
+                s.phase = "tail"
+        if summary.simulated:
+            self.evidence.append(f"{summary.stats.simulated_responses} responses carried {SIMULATED_HEADER}")
+        if summary.cap_hit:
+            log.warning("the client's in-flight cap dropped %d arrivals", summary.dropped_at_cap)
+        log.info("load stopped after %.0fs", load_stopped - load_started)
+        before = [s.hpa.current_replicas for s in samples if s.phase == "baseline" and s.hpa]
+        self.peak = max((s.hpa.desired_replicas for s in samples if s.hpa), default=None)
+        self._tail(record, load_stopped, before[-1] if before else None)
+        return self._report(
+            samples,
+            shape=ShapeInfo(
+                name=shape.kind,
+                path="",
+                env={k: str(v) for k, v in shape.model_dump().items() if k != "kind"},
+            ),
+            started=started,
+            load_started=load_started,
+            load_stopped=load_stopped,
+            exit_code=None,
+            open_loop=summary,
+        )
+
+    def _slo_ttft_s(self) -> float:
+        o = self.o
+        return (o.slo_ttft_ms if isinstance(o, VerifyOptions) else 2000.0) / 1000
+
+    def _slo_tpot_s(self) -> float:
+        o = self.o
+        return (o.slo_tpot_ms if isinstance(o, VerifyOptions) else 200.0) / 1000
+
+    def execute(self, on_sample: OnSample | None) -> RunReport:
+        o = self.o
+        if o.mode == "open":
+            return self.execute_open(on_sample)
+        o.out_dir.mkdir(parents=True, exist_ok=True)
+        env = _shape_env(o)
+        shape_path = shapes.resolve_shape(o.shape)
+        users_path = shapes.users_file(o.target.api)
+        self._prepare()
         schedule = shapes.probe_shape(shape_path, env)
         log.info("shape: %s", shapes.summarize(schedule))
         if schedule.user_classes:
@@ -245,8 +425,6 @@ class _Run:
                 ", ".join(schedule.user_classes),
             )
         started = time.time()
-        timeline_path = o.out_dir / "timeline.jsonl"
-        timeline_path.unlink(missing_ok=True)
         samples: list[TimelineSample] = []
         stats = StatsHistoryReader(o.out_dir / f"{CSV_PREFIX}_stats_history.csv")
         tokens = TokensReader(o.out_dir / TOKENS_FILE)
@@ -261,15 +439,7 @@ class _Run:
             metric=o.metric,
         )
 
-        def record(phase: Phase) -> TimelineSample:
-            s = sampler.sample(phase)
-            samples.append(s)
-            with timeline_path.open("a") as f:
-                f.write(s.model_dump_json() + "\n")
-            if on_sample is not None:
-                on_sample(s)
-            return s
-
+        record = self._recorder(sampler, samples, on_sample)
         self._settle(record("baseline"), record)
         self.locust = LocustProcess(
             LocustOptions(
@@ -302,9 +472,11 @@ class _Run:
         sampler.reattach_locust(samples)
         return self._report(
             samples,
-            schedule=schedule,
-            env=env,
-            shape_path=shape_path,
+            shape=ShapeInfo(
+                name=o.shape if o.shape in shapes.bundled_shapes() else shape_path.name,
+                path=str(shape_path),
+                env=env,
+            ),
             started=started,
             load_started=load_started,
             load_stopped=load_stopped,
@@ -394,13 +566,12 @@ class _Run:
         self,
         samples: list[TimelineSample],
         *,
-        schedule: shapes.ShapeSchedule,
-        env: dict[str, str],
-        shape_path: Path,
+        shape: ShapeInfo,
         started: float,
         load_started: float,
         load_stopped: float,
-        exit_code: int,
+        exit_code: int | None,
+        open_loop: OpenLoopSummary | None = None,
     ) -> RunReport:
         o = self.o
         seen_nodes = {n.name: n for s in samples for n in s.nodes}
@@ -413,13 +584,13 @@ class _Run:
             load_stopped_at=load_stopped,
             interval_s=o.interval_s,
             target=o.target,
-            shape=ShapeInfo(
-                name=o.shape if o.shape in shapes.bundled_shapes() else shape_path.name,
-                path=str(shape_path),
-                env=env,
-            ),
+            shape=shape,
             out_dir=str(o.out_dir),
             locust_exit_code=exit_code,
+            mode=o.mode,
+            open_loop=open_loop.model_dump(mode="json", exclude={"stats"}) if open_loop else None,
+            simulator=self.simulator,
+            timing_profile=o.timing_profile,
         )
         if isinstance(o, VerifyOptions) and self.hpa is not None:
             criteria = Criteria(
