@@ -35,6 +35,8 @@ class Plan:
     omit_done: bool = False
     usage: bool = True
     simulated: bool = True
+    #: Bytes of text in the first token's chunk (one SSE line); large values break line readers.
+    first_chunk_bytes: int = 0
 
 
 @dataclass
@@ -167,7 +169,8 @@ class SseServer:
                 await send({"error": {"message": "fake engine failure", "code": 500}})
                 await resp.write_eof()
                 return resp
-            piece = {"index": 0, "delta": {"content": f" w{i}"}} if chat else {"index": 0, "text": f" w{i}"}
+            text = "x" * plan.first_chunk_bytes if i == 0 and plan.first_chunk_bytes else f" w{i}"
+            piece = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
             await send({"object": obj, "choices": [piece]})
         if plan.usage:
             prompt = len(json.dumps(body)) // 4

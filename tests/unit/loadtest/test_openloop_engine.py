@@ -146,6 +146,16 @@ def test_http_5xx_and_broken_streams_are_errors(tmp_path: Path) -> None:
     assert att.met == summary.stats.ok
 
 
+def test_an_unreadable_stream_still_leaves_a_record(tmp_path: Path) -> None:
+    with SseServer(Plan(first_chunk_bytes=1_000_000)) as server:
+        summary = run_open_loop(
+            server.url, ConstantRate(rate=10, duration_s=0.4), OpenLoopOptions(seed=2), tmp_path / "r.jsonl"
+        )
+    records = read_records(tmp_path / "r.jsonl")
+    assert len(records) == summary.scheduled > 0
+    assert all(r.outcome == "stream_error" for r in records)
+
+
 def test_request_timeout_is_recorded(tmp_path: Path) -> None:
     options = OpenLoopOptions(seed=1, request_timeout_s=0.3)
     started = time.monotonic()

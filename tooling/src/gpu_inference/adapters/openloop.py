@@ -347,6 +347,9 @@ class _Engine:
             outcome, error = kind, f"{type(exc).__name__}: {exc}"[:300]
         except aiohttp.ClientError as exc:
             outcome, error = "stream_error", f"{type(exc).__name__}: {exc}"[:300]
+        except Exception as exc:  # a request always leaves a record (e.g. an over-long SSE line)
+            log.debug("open-loop: request %d failed unexpectedly", rid, exc_info=True)
+            outcome, error = "stream_error", f"{type(exc).__name__}: {exc}"[:300]
         end = self.now()
         self.write(
             self._record(
