@@ -222,6 +222,25 @@ def test_no_cap_hit_when_the_server_keeps_up(tmp_path: Path) -> None:
     assert summary.dropped_at_cap == 0
 
 
+def test_a_client_that_falls_behind_its_schedule_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def block(_record: object) -> None:
+        time.sleep(0.25)  # a host too slow for the rate: the event loop stalls
+
+    with SseServer(Plan(tokens=1)) as server:
+        summary = run_open_loop(
+            server.url,
+            ConstantRate(rate=20, duration_s=0.5),
+            OpenLoopOptions(seed=1),
+            tmp_path / "r.jsonl",
+            on_record=block,
+        )
+    assert summary.stats.max_send_lag_s is not None
+    assert summary.stats.max_send_lag_s > 0.1
+    assert "did not keep the schedule" in caplog.text
+
+
 def test_records_are_written_as_requests_finish(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     seen_on_disk: list[int] = []

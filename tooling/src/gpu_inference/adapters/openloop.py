@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 SIMULATED_HEADER = "X-GPU-Simulated"
 PROFILE_HEADER = "X-GPU-Simulator"
 
+#: A send this late after its due time means the client, not the server, set the pace.
+MAX_SEND_LAG_S = 0.1
+
 #: Words of four UTF-8 bytes (a leading space and three letters): one token each in common BPE
 #: vocabularies, and one token each for the simulator's count of ceil(bytes / 4).
 _PROMPT_WORDS = (
@@ -518,6 +521,13 @@ async def run_open_loop_async(
             "open-loop: max_in_flight %d was reached; %d arrivals were dropped (counted as misses)",
             options.max_in_flight,
             summary.dropped_at_cap,
+        )
+    lag = stats.max_send_lag_s
+    if lag is not None and lag > MAX_SEND_LAG_S:
+        log.warning(
+            "open-loop: a request left %.3fs after its due time: this host did not keep the schedule, "
+            "so the load offered was below the shape (fewer or slower arrivals; see max_send_lag_s)",
+            lag,
         )
     return summary
 
