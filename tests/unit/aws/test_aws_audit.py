@@ -29,9 +29,9 @@ class Account:
         self.c = clients
         ec2 = clients.client("ec2")
         # infrastructure that belongs to nobody in particular (untagged)
-        self.vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         self.subnets = [
-            ec2.create_subnet(VpcId=self.vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")[
+            ec2.create_subnet(VpcId=self.vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")[
                 "Subnet"
             ]["SubnetId"]
             for i, az in enumerate("ab")
@@ -103,7 +103,7 @@ class Account:
             Name=f"k8s-{owner[:10]}-tg",
             Protocol="TCP",
             Port=80,
-            VpcId=self.vpc,
+            VpcId=self.vpc_id,
             TargetType="ip",
             Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": owner}],
         )
@@ -129,7 +129,7 @@ class Account:
         self.c.client("ec2").create_security_group(
             GroupName=f"k8s-elb-{owner}",
             Description="lb",
-            VpcId=self.vpc,
+            VpcId=self.vpc_id,
             TagSpecifications=tagspec("security-group", {f"kubernetes.io/cluster/{owner}": "owned"}),
         )
 
@@ -145,6 +145,38 @@ class Account:
     def elastic_ip(self, owner: str) -> None:
         self.c.client("ec2").allocate_address(
             Domain="vpc", TagSpecifications=tagspec("elastic-ip", self.tags(owner))
+        )
+
+    def vpc_endpoint(self, owner: str) -> None:
+        self.c.client("ec2").create_vpc_endpoint(
+            VpcId=self.vpc_id,
+            ServiceName=f"com.amazonaws.{REGION}.ecr.dkr",
+            VpcEndpointType="Interface",
+            SubnetIds=self.subnets,
+            TagSpecifications=tagspec("vpc-endpoint", self.tags(owner)),
+        )
+
+    def efs_file_system(self, owner: str) -> None:
+        self.c.client("efs").create_file_system(
+            CreationToken=f"models-{owner}", Tags=[{"Key": versions.CLUSTER_TAG, "Value": owner}]
+        )
+
+    def log_group(self, owner: str) -> None:
+        # EKS control-plane logging writes here; the group outlives the cluster (and bills storage)
+        self.c.client("logs").create_log_group(logGroupName=f"/aws/eks/{owner}/cluster")
+
+    def kms_key(self, owner: str) -> None:
+        self.c.client("kms").create_key(
+            Description="secrets encryption", Tags=[{"TagKey": versions.CLUSTER_TAG, "TagValue": owner}]
+        )
+
+    def vpc(self, owner: str) -> None:
+        self.c.client("ec2").create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=tagspec("vpc", self.tags(owner)))
+
+    def tagged_resource(self, owner: str) -> None:
+        # nothing above lists SNS topics: only the tagging-API sweep can find this one
+        self.c.client("sns").create_topic(
+            Name=f"alerts-{owner}", Tags=[{"Key": versions.CLUSTER_TAG, "Value": owner}]
         )
 
     def plant(self, kind: str, owner: str) -> None:
@@ -191,7 +223,7 @@ def test_enis_in_the_clusters_vpc_count_even_untagged(clients: Any) -> None:
     subnet = ec2.create_subnet(VpcId=vpc["Vpc"]["VpcId"], CidrBlock="10.1.0.0/24")["Subnet"]["SubnetId"]
     ec2.create_network_interface(SubnetId=subnet, Description="ELB app/k8s-leftover")
     report = audit(clients, CLUSTER)
-    assert [i.kind for i in report.leftovers] == ["network-interface"]
+    assert [i.kind for i in report.leftovers] == ["network-interface", "vpc"]
 
 
 @pytest.mark.parametrize(
@@ -210,3 +242,20 @@ def test_enis_in_the_clusters_vpc_count_even_untagged(clients: Any) -> None:
 )
 def test_belongs_to(tags: dict[str, str], expected: bool) -> None:
     assert belongs_to(tags, CLUSTER) is expected
+
+
+def test_every_summary_names_the_account_it_searched(clients: Any) -> None:
+    """A clean audit of the wrong account proves nothing: the summary says which account it was."""
+    acct = Account(clients)
+    assert audit(clients, CLUSTER).account == "123456789012"  # moto's default account
+    assert "account 123456789012" in audit(clients, CLUSTER).summary()
+    acct.elastic_ip(CLUSTER)
+    assert "in us-east-1, account 123456789012:" in audit(clients, CLUSTER).summary()
+
+
+def test_the_sweep_does_not_report_twice_what_a_kind_found(clients: Any) -> None:
+    acct = Account(clients)
+    acct.efs_file_system(CLUSTER)
+    acct.kms_key(CLUSTER)
+    report = audit(clients, CLUSTER)
+    assert sorted(i.kind for i in report.leftovers) == ["efs-file-system", "kms-key"], report.summary()

@@ -8,7 +8,9 @@ Controller, the EBS CSI driver and the VPC CNI put on what they create, plus thi
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.exceptions
@@ -18,22 +20,6 @@ from gpu_inference.adapters.aws import AwsClients, aws_call, chunks, error_code,
 from gpu_inference.domain import versions
 
 log = logging.getLogger(__name__)
-
-#: Every kind the audit looks at, in the order it reports them.
-KINDS = (
-    "eks-cluster",
-    "cloudformation-stack",
-    "autoscaling-group",
-    "ec2-instance",
-    "load-balancer",
-    "classic-load-balancer",
-    "target-group",
-    "ebs-volume",
-    "network-interface",
-    "security-group",
-    "nat-gateway",
-    "elastic-ip",
-)
 
 
 class Leftover(BaseModel):
@@ -50,6 +36,8 @@ class AuditReport(BaseModel):
     region: str
     checked: tuple[str, ...]
     leftovers: tuple[Leftover, ...]
+    #: The AWS account that was searched (a clean audit of the wrong account proves nothing).
+    account: str = "unknown"
 
     @property
     def clean(self) -> bool:
@@ -64,12 +52,12 @@ class AuditReport(BaseModel):
     def summary(self) -> str:
         if self.clean:
             return (
-                f"audit: nothing billable left for cluster {self.cluster} in {self.region} "
-                f"({len(self.checked)} kinds checked)"
+                f"audit: nothing billable left for cluster {self.cluster} in {self.region}, account "
+                f"{self.account} ({len(self.checked)} kinds checked)"
             )
         lines = [
             f"audit: {len(self.leftovers)} billable resource(s) still tagged for cluster {self.cluster} "
-            f"in {self.region}:"
+            f"in {self.region}, account {self.account}:"
         ]
         for item in self.leftovers:
             lines.append(f"  - {item.kind} {item.id} {item.detail}".rstrip())
@@ -111,6 +99,166 @@ def _tags(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in items or []}
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A kind found by listing one service's resources and keeping those the cluster owns: by tag
+    (`belongs_to`), by the cluster's VPC (`in_vpc`), or by `owned` (e.g. a name prefix)."""
+
+    service: str
+    operation: str
+    key: str
+    id_field: str
+    hint: str
+    detail: Callable[[Mapping[str, Any]], str] = lambda _: ""
+    tags_field: str | None = "Tags"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: Items are nested one level down (EC2 reservations -> instances).
+    nested: str | None = None
+    paginated: bool = True
+    #: Drop items in a state that no longer bills (deleted, failed, ...).
+    live: Callable[[Mapping[str, Any]], bool] = lambda _: True
+    in_vpc: bool = False
+    owned: Callable[[Mapping[str, Any], str], bool] | None = None
+
+    @property
+    def action(self) -> str:
+        prefix = {"efs": "elasticfilesystem"}.get(self.service, self.service)
+        return f"{prefix}:{''.join(w.title() for w in self.operation.split('_'))}"
+
+
+def _state(*dead: str, field_name: str = "State") -> Callable[[Mapping[str, Any]], bool]:
+    return lambda item: str(item.get(field_name, "")).lower() not in dead
+
+
+#: Every kind the audit looks at, in the order it reports them: a Listed spec, or the name of an
+#: Auditor method for the kinds that need more than one call.
+CHECKS: dict[str, Listed | str] = {
+    "eks-cluster": "eks_cluster",
+    "cloudformation-stack": "cloudformation_stacks",
+    "autoscaling-group": Listed(
+        "autoscaling",
+        "describe_auto_scaling_groups",
+        "AutoScalingGroups",
+        "AutoScalingGroupName",
+        "autoscaling delete-auto-scaling-group --force-delete --auto-scaling-group-name {id}",
+        detail=lambda g: f"desired {g.get('DesiredCapacity')}, {len(g.get('Instances', []))} instance(s)",
+    ),
+    "ec2-instance": Listed(
+        "ec2",
+        "describe_instances",
+        "Reservations",
+        "InstanceId",
+        "ec2 terminate-instances --instance-ids {id}",
+        detail=lambda i: f"{i.get('InstanceType')} {i['State']['Name']}",
+        nested="Instances",
+        kwargs={
+            "Filters": [
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped", "shutting-down"],
+                }
+            ]
+        },
+    ),
+    "load-balancer": "load_balancers",
+    "classic-load-balancer": "classic_load_balancers",
+    "target-group": "target_groups",
+    "ebs-volume": Listed(
+        "ec2",
+        "describe_volumes",
+        "Volumes",
+        "VolumeId",
+        "ec2 delete-volume --volume-id {id}",
+        detail=lambda v: f"{v.get('Size')} GiB {v.get('VolumeType')} {v.get('State')}",
+    ),
+    "network-interface": Listed(
+        "ec2",
+        "describe_network_interfaces",
+        "NetworkInterfaces",
+        "NetworkInterfaceId",
+        "ec2 delete-network-interface --network-interface-id {id}",
+        detail=lambda n: f"{n.get('Status')} {n.get('Description', '')}".strip(),
+        tags_field="TagSet",
+        in_vpc=True,
+        owned=lambda n, cluster: str(n.get("Description", "")).startswith(f"Amazon EKS {cluster}"),
+    ),
+    "security-group": Listed(
+        "ec2",
+        "describe_security_groups",
+        "SecurityGroups",
+        "GroupId",
+        "ec2 delete-security-group --group-id {id}",
+        detail=lambda g: str(g.get("GroupName", "")),
+        live=lambda g: g.get("GroupName") != "default",
+    ),
+    "nat-gateway": Listed(
+        "ec2",
+        "describe_nat_gateways",
+        "NatGateways",
+        "NatGatewayId",
+        "ec2 delete-nat-gateway --nat-gateway-id {id}",
+        detail=lambda n: str(n.get("State")),
+        live=_state("deleted", "failed"),
+        in_vpc=True,
+    ),
+    "elastic-ip": Listed(
+        "ec2",
+        "describe_addresses",
+        "Addresses",
+        "AllocationId",
+        "ec2 release-address --allocation-id {id}",
+        detail=lambda a: str(a.get("PublicIp", "")),
+        paginated=False,
+    ),
+    "vpc-endpoint": Listed(
+        "ec2",
+        "describe_vpc_endpoints",
+        "VpcEndpoints",
+        "VpcEndpointId",
+        "ec2 delete-vpc-endpoints --vpc-endpoint-ids {id}",
+        detail=lambda e: f"{e.get('VpcEndpointType')} {e.get('ServiceName')} {e.get('State')}",
+        live=_state("deleted", "deleting", "rejected", "failed"),
+        in_vpc=True,
+    ),
+    "efs-file-system": Listed(
+        "efs",
+        "describe_file_systems",
+        "FileSystems",
+        "FileSystemId",
+        "efs delete-file-system --file-system-id {id} (delete its mount targets first)",
+        detail=lambda f: f"{f.get('LifeCycleState')} {f.get('SizeInBytes', {}).get('Value', '?')} bytes",
+        live=_state("deleted", "deleting", field_name="LifeCycleState"),
+    ),
+    "log-group": Listed(
+        "logs",
+        "describe_log_groups",
+        "logGroups",
+        "logGroupName",
+        "logs delete-log-group --log-group-name {id}",
+        detail=lambda g: f"{g.get('storedBytes', 0)} bytes stored",
+        tags_field=None,
+        owned=lambda g, cluster: any(
+            str(g.get("logGroupName", "")).startswith(p)
+            for p in (f"/aws/eks/{cluster}/", f"/aws/containerinsights/{cluster}/")
+        ),
+    ),
+    "kms-key": "kms_keys",
+    "vpc": "vpcs",
+    "tagged-resource": "tagged_resources",
+}
+KINDS: tuple[str, ...] = tuple(CHECKS)
+
+
+#: Tag filters for the tagging-API sweep: this project's tag and eksctl's, by value; the cloud
+#: provider's by key (its value is owned/shared).
+def sweep_filters(cluster: str) -> list[list[dict[str, Any]]]:
+    return [
+        [{"Key": versions.CLUSTER_TAG, "Values": [cluster]}],
+        [{"Key": "alpha.eksctl.io/cluster-name", "Values": [cluster]}],
+        [{"Key": f"kubernetes.io/cluster/{cluster}"}],
+    ]
+
+
 class Auditor:
     """Runs every check; each returns the leftovers of one kind."""
 
@@ -119,6 +267,7 @@ class Auditor:
         self.cluster = cluster
         self.region = clients.region
         self._vpcs: set[str] | None = None
+        self._found: list[Leftover] = []
 
     def _hint(self, cmd: str) -> str:
         return f"aws {cmd} --region {self.region}"
@@ -133,7 +282,37 @@ class Auditor:
             self._vpcs = {v["VpcId"] for v in vpcs if belongs_to(_tags(v.get("Tags")), self.cluster)}
         return self._vpcs
 
-    # -- checks
+    def listed(self, kind: str, spec: Listed) -> list[Leftover]:
+        """The generic check: list, keep what the cluster owns and still bills."""
+        client = self.clients.client(spec.service)
+        with aws_call(spec.action):
+            if spec.paginated:
+                items = paginate(client, spec.operation, spec.key, **spec.kwargs)
+            else:
+                items = getattr(client, spec.operation)(**spec.kwargs).get(spec.key, [])
+        if spec.nested:
+            items = [i for outer in items for i in outer.get(spec.nested, [])]
+        vpcs = self.cluster_vpcs() if spec.in_vpc else set()
+        out = []
+        for item in items:
+            if not spec.live(item):
+                continue
+            mine = spec.tags_field is not None and belongs_to(_tags(item.get(spec.tags_field)), self.cluster)
+            mine = mine or (spec.in_vpc and item.get("VpcId") in vpcs)
+            mine = mine or (spec.owned is not None and spec.owned(item, self.cluster))
+            if mine:
+                ident = str(item.get(spec.id_field) or "?")
+                out.append(
+                    Leftover(
+                        kind=kind,
+                        id=ident,
+                        detail=spec.detail(item),
+                        delete_hint=self._hint(spec.hint.format(id=ident)),
+                    )
+                )
+        return out
+
+    # -- checks that need more than one call
 
     def eks_cluster(self) -> list[Leftover]:
         c = describe_cluster(self.clients, self.cluster)
@@ -164,91 +343,43 @@ class Auditor:
             if s["StackName"].startswith(prefix) and s["StackStatus"] != "DELETE_COMPLETE"
         ]
 
-    def autoscaling_groups(self) -> list[Leftover]:
-        asg = self.clients.client("autoscaling")
-        with aws_call("autoscaling:DescribeAutoScalingGroups"):
-            groups = paginate(asg, "describe_auto_scaling_groups", "AutoScalingGroups")
-        return [
-            Leftover(
-                kind="autoscaling-group",
-                id=g["AutoScalingGroupName"],
-                detail=f"desired {g.get('DesiredCapacity')}, {len(g.get('Instances', []))} instance(s)",
-                delete_hint=self._hint(
-                    "autoscaling delete-auto-scaling-group --force-delete --auto-scaling-group-name "
-                    f"{g['AutoScalingGroupName']}"
-                ),
-            )
-            for g in groups
-            if belongs_to(_tags(g.get("Tags")), self.cluster)
-        ]
-
-    def ec2_instances(self) -> list[Leftover]:
-        ec2 = self.clients.client("ec2")
-        states = ["pending", "running", "stopping", "stopped", "shutting-down"]
-        with aws_call("ec2:DescribeInstances"):
-            reservations = paginate(
-                ec2,
-                "describe_instances",
-                "Reservations",
-                Filters=[{"Name": "instance-state-name", "Values": states}],
-            )
-        return [
-            Leftover(
-                kind="ec2-instance",
-                id=i["InstanceId"],
-                detail=f"{i.get('InstanceType')} {i['State']['Name']}",
-                delete_hint=self._hint(f"ec2 terminate-instances --instance-ids {i['InstanceId']}"),
-            )
-            for r in reservations
-            for i in r.get("Instances", [])
-            if belongs_to(_tags(i.get("Tags")), self.cluster)
-        ]
-
-    def _elbv2_tagged(self, arns: list[str]) -> dict[str, dict[str, str]]:
+    def _elbv2(self, kind: str, operation: str, key: str, arn_field: str, hint: str) -> list[Leftover]:
         elbv2 = self.clients.client("elbv2")
-        out: dict[str, dict[str, str]] = {}
-        for batch in chunks(arns, 20):
+        with aws_call(f"elasticloadbalancing:{''.join(w.title() for w in operation.split('_'))}"):
+            items = paginate(elbv2, operation, key)
+        tags: dict[str, dict[str, str]] = {}
+        for batch in chunks([i[arn_field] for i in items], 20):
             with aws_call("elasticloadbalancing:DescribeTags"):
-                descs = elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]
-            for d in descs:
-                out[d["ResourceArn"]] = _tags(d.get("Tags"))
-        return out
+                for d in elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]:
+                    tags[d["ResourceArn"]] = _tags(d.get("Tags"))
+        return [
+            Leftover(
+                kind=kind,
+                id=i[arn_field],
+                detail=f"{i.get('Type', '')} {i.get('DNSName', '')}".strip() or i.get("TargetGroupName", ""),
+                delete_hint=self._hint(hint.format(id=i[arn_field])),
+            )
+            for i in items
+            if belongs_to(tags.get(i[arn_field], {}), self.cluster)
+        ]
 
     def load_balancers(self) -> list[Leftover]:
-        elbv2 = self.clients.client("elbv2")
-        with aws_call("elasticloadbalancing:DescribeLoadBalancers"):
-            lbs = paginate(elbv2, "describe_load_balancers", "LoadBalancers")
-        tags = self._elbv2_tagged([lb["LoadBalancerArn"] for lb in lbs])
-        return [
-            Leftover(
-                kind="load-balancer",
-                id=lb["LoadBalancerArn"],
-                detail=f"{lb.get('Type')} {lb.get('DNSName', '')}",
-                delete_hint=self._hint(
-                    f"elbv2 delete-load-balancer --load-balancer-arn {lb['LoadBalancerArn']}"
-                ),
-            )
-            for lb in lbs
-            if belongs_to(tags.get(lb["LoadBalancerArn"], {}), self.cluster)
-        ]
+        return self._elbv2(
+            "load-balancer",
+            "describe_load_balancers",
+            "LoadBalancers",
+            "LoadBalancerArn",
+            "elbv2 delete-load-balancer --load-balancer-arn {id}",
+        )
 
     def target_groups(self) -> list[Leftover]:
-        elbv2 = self.clients.client("elbv2")
-        with aws_call("elasticloadbalancing:DescribeTargetGroups"):
-            tgs = paginate(elbv2, "describe_target_groups", "TargetGroups")
-        tags = self._elbv2_tagged([tg["TargetGroupArn"] for tg in tgs])
-        return [
-            Leftover(
-                kind="target-group",
-                id=tg["TargetGroupArn"],
-                detail=tg.get("TargetGroupName", ""),
-                delete_hint=self._hint(
-                    f"elbv2 delete-target-group --target-group-arn {tg['TargetGroupArn']}"
-                ),
-            )
-            for tg in tgs
-            if belongs_to(tags.get(tg["TargetGroupArn"], {}), self.cluster)
-        ]
+        return self._elbv2(
+            "target-group",
+            "describe_target_groups",
+            "TargetGroups",
+            "TargetGroupArn",
+            "elbv2 delete-target-group --target-group-arn {id}",
+        )
 
     def classic_load_balancers(self) -> list[Leftover]:
         elb = self.clients.client("elb")
@@ -270,116 +401,94 @@ class Auditor:
             if belongs_to(tags.get(name, {}), self.cluster)
         ]
 
-    def ebs_volumes(self) -> list[Leftover]:
-        ec2 = self.clients.client("ec2")
-        with aws_call("ec2:DescribeVolumes"):
-            vols = paginate(ec2, "describe_volumes", "Volumes")
+    def kms_keys(self) -> list[Leftover]:
+        """Customer managed keys tagged for the cluster ($1/month each until deleted)."""
+        kms = self.clients.client("kms")
+        with aws_call("kms:ListKeys"):
+            keys = paginate(kms, "list_keys", "Keys")
+        out = []
+        for k in keys:
+            with aws_call("kms:ListResourceTags"):
+                raw = kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])
+            tags = {str(t["TagKey"]): str(t.get("TagValue", "")) for t in raw}
+            if not belongs_to(tags, self.cluster):
+                continue
+            with aws_call("kms:DescribeKey"):
+                state = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("KeyState", "")
+            if state in ("PendingDeletion", "PendingReplicaDeletion"):
+                continue
+            out.append(
+                Leftover(
+                    kind="kms-key",
+                    id=k["KeyId"],
+                    detail=state,
+                    delete_hint=self._hint(
+                        f"kms schedule-key-deletion --pending-window-in-days 7 --key-id {k['KeyId']}"
+                    ),
+                )
+            )
+        return out
+
+    def vpcs(self) -> list[Leftover]:
+        """The VPC eksctl made (no hourly charge itself, but it holds what does)."""
         return [
             Leftover(
-                kind="ebs-volume",
-                id=v["VolumeId"],
-                detail=f"{v.get('Size')} GiB {v.get('VolumeType')} {v.get('State')}",
-                delete_hint=self._hint(f"ec2 delete-volume --volume-id {v['VolumeId']}"),
+                kind="vpc",
+                id=v,
+                delete_hint=self._hint(f"ec2 delete-vpc --vpc-id {v}") + " (after what is inside it)",
             )
-            for v in vols
-            if belongs_to(_tags(v.get("Tags")), self.cluster)
+            for v in sorted(self.cluster_vpcs())
         ]
 
-    def network_interfaces(self) -> list[Leftover]:
-        ec2 = self.clients.client("ec2")
-        with aws_call("ec2:DescribeNetworkInterfaces"):
-            enis = paginate(ec2, "describe_network_interfaces", "NetworkInterfaces")
-        vpcs = self.cluster_vpcs()
-        eks_desc = f"Amazon EKS {self.cluster}"
+    def tagged_resources(self) -> list[Leftover]:
+        """Catch-all: every resource the tagging API knows under the cluster's tags that no check
+        above reported (any service, e.g. an S3 bucket or an SNS topic made for the cluster)."""
+        tagging = self.clients.client("resourcegroupstaggingapi")
+        arns: set[str] = set()
+        for filters in sweep_filters(self.cluster):
+            with aws_call("tag:GetResources"):
+                found = paginate(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)
+            arns |= {str(r["ResourceARN"]) for r in found}
+        known = {i.id for i in self._found}
         return [
             Leftover(
-                kind="network-interface",
-                id=n["NetworkInterfaceId"],
-                detail=f"{n.get('Status')} {n.get('Description', '')}".strip(),
-                delete_hint=self._hint(
-                    f"ec2 delete-network-interface --network-interface-id {n['NetworkInterfaceId']}"
-                ),
+                kind="tagged-resource",
+                id=arn,
+                detail="tagged for the cluster (the tagging API can list a just-deleted resource briefly)",
+                delete_hint=f"delete it in the console or with the CLI of its service ({arn.split(':')[2]})",
             )
-            for n in enis
-            if belongs_to(_tags(n.get("TagSet")), self.cluster)
-            or n.get("VpcId") in vpcs
-            or str(n.get("Description", "")).startswith(eks_desc)
+            for arn in sorted(arns)
+            if arn not in known and not set(re.split(r"[/:]", arn)) & known
         ]
 
-    def security_groups(self) -> list[Leftover]:
-        ec2 = self.clients.client("ec2")
-        with aws_call("ec2:DescribeSecurityGroups"):
-            groups = paginate(ec2, "describe_security_groups", "SecurityGroups")
-        return [
-            Leftover(
-                kind="security-group",
-                id=g["GroupId"],
-                detail=g.get("GroupName", ""),
-                delete_hint=self._hint(f"ec2 delete-security-group --group-id {g['GroupId']}"),
-            )
-            for g in groups
-            if g.get("GroupName") != "default" and belongs_to(_tags(g.get("Tags")), self.cluster)
-        ]
+    def check(self, kind: str) -> list[Leftover]:
+        """Run the check of one kind (remembering what it found, for the sweep's deduplication)."""
+        spec = CHECKS[kind]
+        found: list[Leftover] = self.listed(kind, spec) if isinstance(spec, Listed) else getattr(self, spec)()
+        self._found.extend(found)
+        return found
 
-    def nat_gateways(self) -> list[Leftover]:
-        ec2 = self.clients.client("ec2")
-        with aws_call("ec2:DescribeNatGateways"):
-            nats = paginate(ec2, "describe_nat_gateways", "NatGateways")
-        vpcs = self.cluster_vpcs()
-        return [
-            Leftover(
-                kind="nat-gateway",
-                id=n["NatGatewayId"],
-                detail=str(n.get("State")),
-                delete_hint=self._hint(f"ec2 delete-nat-gateway --nat-gateway-id {n['NatGatewayId']}"),
-            )
-            for n in nats
-            if n.get("State") not in ("deleted", "failed")
-            and (belongs_to(_tags(n.get("Tags")), self.cluster) or n.get("VpcId") in vpcs)
-        ]
 
-    def elastic_ips(self) -> list[Leftover]:
-        ec2 = self.clients.client("ec2")
-        with aws_call("ec2:DescribeAddresses"):
-            addrs = ec2.describe_addresses().get("Addresses", [])
-        return [
-            Leftover(
-                kind="elastic-ip",
-                id=a.get("AllocationId") or a.get("PublicIp", "?"),
-                detail=str(a.get("PublicIp", "")),
-                delete_hint=self._hint(f"ec2 release-address --allocation-id {a.get('AllocationId')}"),
-            )
-            for a in addrs
-            if belongs_to(_tags(a.get("Tags")), self.cluster)
-        ]
-
-    def checks(self) -> dict[str, Callable[[], list[Leftover]]]:
-        return {
-            "eks-cluster": self.eks_cluster,
-            "cloudformation-stack": self.cloudformation_stacks,
-            "autoscaling-group": self.autoscaling_groups,
-            "ec2-instance": self.ec2_instances,
-            "load-balancer": self.load_balancers,
-            "classic-load-balancer": self.classic_load_balancers,
-            "target-group": self.target_groups,
-            "ebs-volume": self.ebs_volumes,
-            "network-interface": self.network_interfaces,
-            "security-group": self.security_groups,
-            "nat-gateway": self.nat_gateways,
-            "elastic-ip": self.elastic_ips,
-        }
+def caller_account(clients: AwsClients) -> str:
+    """The account the credentials act in (sts:GetCallerIdentity)."""
+    with aws_call("sts:GetCallerIdentity"):
+        return str(clients.client("sts").get_caller_identity()["Account"])
 
 
 def audit(clients: AwsClients, cluster: str, kinds: Iterable[str] = KINDS) -> AuditReport:
     """Check every kind; an AWS error in any check propagates (an audit that could not look is not clean)."""
     auditor = Auditor(clients, cluster)
-    checks = auditor.checks()
+    account = caller_account(clients)
     wanted = list(kinds)
     leftovers: list[Leftover] = []
     for kind in wanted:
-        found = checks[kind]()
+        found = auditor.check(kind)
         log.debug("audit %s: %d", kind, len(found))
         leftovers.extend(found)
     return AuditReport(
-        cluster=cluster, region=clients.region, checked=tuple(wanted), leftovers=tuple(leftovers)
+        cluster=cluster,
+        region=clients.region,
+        checked=tuple(wanted),
+        leftovers=tuple(leftovers),
+        account=account,
     )

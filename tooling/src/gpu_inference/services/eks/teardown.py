@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpu_inference.adapters.aws import AwsClients
+from gpu_inference.adapters.aws import AwsClients, aws_call, paginate
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import versions
@@ -37,6 +37,9 @@ from gpu_inference.services.eks.deploy import HelmTool, kubeconfig_path
 from gpu_inference.services.eks.progress import Reporter
 
 log = logging.getLogger(__name__)
+
+#: The tag the AWS Load Balancer Controller puts on everything it creates (value: the cluster name).
+LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
 #: The teardown steps, in the order they must run (asserted by the tests).
 STEPS: tuple[tuple[str, str], ...] = (
@@ -216,8 +219,9 @@ class Destroyer:
         auditor = Auditor(self.clients, self.opts.cluster)
 
         def probe() -> tuple[bool, str]:
-            left = auditor.load_balancers() + auditor.classic_load_balancers() + auditor.target_groups()
-            return not left, ", ".join(item.id for item in left) or "none"
+            left = [i.id for i in auditor.load_balancers() + auditor.classic_load_balancers()]
+            left += [i.id for i in auditor.target_groups()] + self.lb_controller_security_groups()
+            return not left, ", ".join(left) or "none"
 
         self._poll(
             "load balancers tagged for the cluster to be deleted",
@@ -227,12 +231,25 @@ class Destroyer:
             "deploy/aws-load-balancer-controller)",
         )
 
+    def lb_controller_security_groups(self) -> list[str]:
+        """Security groups the AWS Load Balancer Controller made for the cluster's load balancers: it
+        deletes them after the load balancer, so they must be gone before the cluster's VPC can go."""
+        ec2 = self.clients.client("ec2")
+        with aws_call("ec2:DescribeSecurityGroups"):
+            groups = paginate(
+                ec2,
+                "describe_security_groups",
+                "SecurityGroups",
+                Filters=[{"Name": f"tag:{LBC_CLUSTER_TAG}", "Values": [self.opts.cluster]}],
+            )
+        return [str(g["GroupId"]) for g in groups]
+
     def pvc_volumes(self) -> list[Leftover]:
         ec2 = self.clients.client("ec2")
         vols: list[dict[str, Any]] = []
         for page in ec2.get_paginator("describe_volumes").paginate():
             vols.extend(page.get("Volumes", []))
-        auditor_items = {i.id for i in Auditor(self.clients, self.opts.cluster).ebs_volumes()}
+        auditor_items = {i.id for i in Auditor(self.clients, self.opts.cluster).check("ebs-volume")}
         out = []
         for v in vols:
             tags = {t["Key"]: t.get("Value", "") for t in v.get("Tags") or []}
