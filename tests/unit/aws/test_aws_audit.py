@@ -31,9 +31,9 @@ class Account:
         # infrastructure that belongs to nobody in particular (untagged)
         self.vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         self.subnets = [
-            ec2.create_subnet(VpcId=self.vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")[
-                "Subnet"
-            ]["SubnetId"]
+            ec2.create_subnet(
+                VpcId=self.vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}"
+            )["Subnet"]["SubnetId"]
             for i, az in enumerate("ab")
         ]
 
@@ -171,7 +171,9 @@ class Account:
         )
 
     def vpc(self, owner: str) -> None:
-        self.c.client("ec2").create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=tagspec("vpc", self.tags(owner)))
+        self.c.client("ec2").create_vpc(
+            CidrBlock="10.9.0.0/16", TagSpecifications=tagspec("vpc", self.tags(owner))
+        )
 
     def tagged_resource(self, owner: str) -> None:
         # nothing above lists SNS topics: only the tagging-API sweep can find this one

@@ -197,3 +197,47 @@ def test_rich_reporter_records_steps_and_reraises() -> None:
         ("two", False, ""),
         ("three", True, "not needed"),
     ]
+
+
+def _record(work: Path, **kw: Any) -> None:
+    from gpu_inference.domain.deployment_state import DeploymentState, save_state
+
+    fields = {"cluster": "gpu-inference", "region": REGION, "account": "123456789012", "kubeconfig": "k",
+              "namespace": "gpu-inference", "release": "gpu-inference", "status": "deployed"}  # fmt: skip
+    save_state(DeploymentState(**{**fields, **kw}), work)
+
+
+def test_destroy_refuses_another_account_than_the_deploy_used(fast_clients: None, tmp_path: Path) -> None:
+    """Before, destroy searched whatever account the shell's credentials pointed at and called it clean."""
+    _record(tmp_path, account="999999999999", profile="prod")
+    r = CliRunner().invoke(
+        app, ["destroy", "--config", str(CLUSTER_YAML), "--audit-only", "--work-dir", str(tmp_path)]
+    )
+    assert r.exit_code == 2, r.output
+    assert "act in account 123456789012" in r.output
+    assert "deployed to account 999999999999" in r.output
+    assert "--profile prod" in r.output
+    assert "nothing billable" not in r.output
+
+
+def test_destroy_refuses_another_region_and_defaults_to_the_recorded_one(
+    fast_clients: None, tmp_path: Path
+) -> None:
+    _record(tmp_path, region="eu-west-1")
+    args = ["destroy", "--config", str(CLUSTER_YAML), "--audit-only", "--work-dir", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "--region", "us-east-1"])
+    assert r.exit_code == 2, r.output
+    assert "was deployed to eu-west-1" in r.output
+    r = CliRunner().invoke(app, args)  # no --region: the recorded one, not the config's us-east-1
+    assert r.exit_code == 0, r.output
+    assert "in eu-west-1, account 123456789012" in r.output
+
+
+def test_a_corrupt_deploy_record_is_one_line_exit_2(fast_clients: None, tmp_path: Path) -> None:
+    (tmp_path / "gpu-inference").mkdir()
+    (tmp_path / "gpu-inference" / "deploy.json").write_text('{"cluster": 3}')
+    r = CliRunner().invoke(
+        app, ["destroy", "--config", str(CLUSTER_YAML), "--audit-only", "--work-dir", str(tmp_path)]
+    )
+    assert r.exit_code == 2, r.output
+    assert "not a deployment record" in r.output

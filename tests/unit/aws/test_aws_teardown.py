@@ -204,3 +204,50 @@ def test_dry_run_changes_nothing_and_shows_the_plan(world: World) -> None:
     assert result.planned[-2].startswith("eksctl delete cluster --name gpu-inference")
     assert result.report is not None
     assert {"eks-cluster", "load-balancer", "ebs-volume"} <= {i.kind for i in result.report.leftovers}
+
+
+def test_waits_for_the_load_balancer_controllers_security_groups(world: World) -> None:
+    """The controller deletes its security groups after the load balancer; until they are gone the VPC
+    cannot be deleted, so teardown waits for them too (and stops before the cluster if they stay)."""
+    ec2 = world.clients.client("ec2")
+    vpc = ec2.describe_subnets(SubnetIds=world.subnets[:1])["Subnets"][0]["VpcId"]
+    sg = ec2.create_security_group(
+        GroupName="k8s-traffic-gpuinference", Description="lb", VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+            {"Key": "elbv2.k8s.aws/cluster", "Value": CLUSTER}]}],
+    )["GroupId"]  # fmt: skip
+    with pytest.raises(WaitTimeoutError, match="load balancers tagged for the cluster") as info:
+        world.destroyer().run()
+    assert sg in str(info.value)
+    assert "eksctl delete cluster" not in world.events
+    ec2.delete_security_group(GroupId=sg)  # what the controller does once its load balancer is gone
+    world.events.clear()
+    result = world.destroyer().run()
+    assert result.report is not None
+    assert result.report.clean, result.report.summary()
+
+
+def test_unreachable_api_names_the_escape_hatch_and_skip_in_cluster_uses_it(world: World) -> None:
+    """A destroy run by an identity the cluster does not know (or with the API unreachable) stops with
+    the fix; --skip-in-cluster goes straight to eksctl delete and the audit lists what stays."""
+    from gpu_inference.adapters import process
+    from gpu_inference.errors import ToolFailedError
+    from gpu_inference.services.eks.teardown import ClusterUnreachableError
+
+    def denied(tool: str, args: Any, **kw: Any) -> process.Result:
+        raise ToolFailedError(
+            "kubectl", list(args), 1, "error: You must be logged in to the server (Unauthorized)"
+        )
+
+    world.kube.__class__ = type("Denied", (FakeKube,), {"__call__": lambda self, t, a, **kw: denied(t, a)})
+    world.helm.uninstall = lambda *a, **kw: denied("helm", ["uninstall"])  # type: ignore[method-assign]
+    with pytest.raises(ClusterUnreachableError, match="--skip-in-cluster"):
+        world.destroyer().run()
+    assert "eksctl delete cluster" not in world.events
+
+    world.events.clear()
+    result = world.destroyer(skip_in_cluster=True).run()
+    assert world.events == ["eksctl delete cluster"]
+    assert all("--skip-in-cluster" in result.skipped[name] for name, _ in STEPS[:8])
+    assert result.report is not None
+    assert {"load-balancer", "ebs-volume"} <= {i.kind for i in result.report.leftovers}

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from gpu_inference import paths
 from gpu_inference.adapters.aws import AwsClients
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.helm import Helm
@@ -18,8 +17,14 @@ from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.deploy import DEFAULT_CONFIG, _configure_logging
 from gpu_inference.domain import eksctl_config
-from gpu_inference.errors import ClusterConfigError, Problem
-from gpu_inference.services.eks.audit import AuditReport, audit
+from gpu_inference.domain.deployment_state import (
+    DeploymentState,
+    check_target,
+    default_work_dir,
+    load_state,
+    save_state,
+)
+from gpu_inference.services.eks.audit import AuditReport, audit, caller_account
 from gpu_inference.services.eks.progress import LogReporter, RichReporter
 from gpu_inference.services.eks.teardown import Destroyer, DestroyOptions
 
@@ -52,12 +57,19 @@ DESTROY_HELP = "\n\n".join(
         (
             "8. audit: everything billable still tagged for the cluster (EKS cluster, CloudFormation "
             "stacks, Auto Scaling groups, EC2 instances, load balancers, target groups, EBS volumes, "
-            "network interfaces, security groups, NAT gateways, Elastic IPs). Exit 1 and a list with "
-            "delete commands if anything remains; exit 0 only on a clean account."
+            "network interfaces, security groups, NAT gateways, Elastic IPs, VPC endpoints, EFS file "
+            "systems, CloudWatch log groups, KMS keys, the VPC, and anything else the tagging API lists "
+            "under the cluster's tags), in the account it names. Exit 1 and a list with delete commands "
+            "if anything remains; exit 0 only on a clean account."
         ),
         (
-            "Steps 1-6 are skipped when the cluster no longer exists. --dry-run prints the plan and the "
-            "current audit without changing anything. --audit-only runs step 8 alone."
+            "Steps 1-6 are skipped when the cluster no longer exists, or with --skip-in-cluster when its "
+            "API is unreachable or refuses this identity. --dry-run prints the plan and the current audit "
+            "without changing anything. --audit-only runs step 8 alone."
+        ),
+        (
+            "Account and region: deploy records them (with the profile) in <work dir>/<cluster>/"
+            "deploy.json; destroy and the audit use them, and refuse to run in another account or region."
         ),
     ]
 )
@@ -84,6 +96,13 @@ def destroy(
     audit_only: Annotated[
         bool, typer.Option("--audit-only", help="Only audit for billable leftovers.")
     ] = False,
+    skip_in_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--skip-in-cluster",
+            help="Skip steps 1-6 (cluster API unreachable or not open to this identity).",
+        ),
+    ] = False,
     work_dir: Annotated[
         Path | None,
         typer.Option("--work-dir", help="kubeconfig and logs (default: ~/.local/state/gpu-inference/eks)."),
@@ -92,15 +111,24 @@ def destroy(
         Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")
     ] = None,
 ) -> None:
-    work = work_dir or paths.state_dir() / "eks"
+    work = work_dir or default_work_dir()
     log_path = log_file or work / f"destroy-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     _configure_logging(log_path)
     reporter = RichReporter() if logging_setup.is_interactive() else LogReporter()
     report: AuditReport | None = None
+    state: DeploymentState | None = None
     try:
         with user_errors():
             name, reg = cluster_identity(config, region)
+            state = load_state(work, name)
+            if state is not None:
+                reg = region or state.region
+                profile = profile or state.profile
             clients = AwsClients(reg, profile=profile)
+            if state is not None:
+                check_target(state, region=reg, account=caller_account(clients))
+            else:
+                log.warning("no deploy record for %s in %s: using --config, --region, --profile", name, work)
             if audit_only:
                 report = audit(clients, name)
             else:
@@ -112,6 +140,7 @@ def destroy(
                         namespace=namespace,
                         work_dir=work,
                         dry_run=dry_run,
+                        skip_in_cluster=skip_in_cluster,
                     ),
                     clients=clients,
                     eksctl=Eksctl(),
@@ -129,21 +158,16 @@ def destroy(
         typer.echo(f"log: {log_path}", err=True)
     if report is not None:
         typer.echo(report.summary())
+        if state is not None and report.clean and not dry_run and not audit_only:
+            save_state(state.model_copy(update={"status": "destroyed"}), work)
         if not report.clean and not dry_run:
             raise typer.Exit(code=1)
 
 
 def cluster_identity(config: Path, region: str | None) -> tuple[str, str]:
-    """Cluster name and region from the config; destroy needs nothing else from it."""
-    raw = eksctl_config.render(config, region=region)
-    meta = raw.get("metadata") or {}
-    name, reg = meta.get("name"), meta.get("region")
-    if not name or not reg:
-        raise ClusterConfigError(
-            str(config),
-            [Problem("metadata.name/region", "missing", "give the config a name and a region (or --region)")],
-        )
-    return str(name), str(reg)
+    """Cluster name and region from the config (the strict model); destroy needs nothing else from it."""
+    cfg = eksctl_config.parse_cluster_config(eksctl_config.render(config, region=region), str(config))
+    return cfg.metadata.name, cfg.metadata.region
 
 
 def register(app: typer.Typer) -> None:

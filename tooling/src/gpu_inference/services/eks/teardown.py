@@ -31,7 +31,7 @@ from gpu_inference.adapters.aws import AwsClients, aws_call, paginate
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import versions
-from gpu_inference.errors import WaitTimeoutError
+from gpu_inference.errors import GpuInferenceError, ToolFailedError, WaitTimeoutError
 from gpu_inference.services.eks.audit import Auditor, AuditReport, Leftover, audit, describe_cluster
 from gpu_inference.services.eks.deploy import HelmTool, kubeconfig_path
 from gpu_inference.services.eks.progress import Reporter
@@ -65,10 +65,46 @@ class DestroyOptions:
     namespace: str
     work_dir: Path
     dry_run: bool = False
+    #: Skip steps 1-6 (the cluster API is unreachable, or this identity has no access to it).
+    skip_in_cluster: bool = False
     lb_timeout_s: float = 600
     volume_timeout_s: float = 600
     k8s_delete_timeout_s: float = 600
     poll_interval_s: float = 10.0
+
+
+#: What kubectl, helm and eksctl print when the API server cannot be reached or refuses the caller
+#: (eksctl grants cluster-admin to the creating identity only).
+_UNREACHABLE = (
+    "unauthorized",
+    "forbidden",
+    "you must be logged in",
+    "connection refused",
+    "i/o timeout",
+    "no such host",
+    "unable to connect to the server",
+    "context deadline exceeded",
+    "tls handshake timeout",
+)
+
+
+def unreachable(output: str) -> bool:
+    """True when a tool's output says the cluster API is unreachable or denies this identity."""
+    text = output.lower()
+    return any(marker in text for marker in _UNREACHABLE)
+
+
+class ClusterUnreachableError(GpuInferenceError):
+    """The in-cluster steps cannot run: the API is unreachable or this identity has no access."""
+
+    def __init__(self, cluster: str, region: str, cause: ToolFailedError) -> None:
+        last = (cause.output.strip().splitlines() or ["no output"])[-1]
+        super().__init__(
+            f"the API of cluster {cluster} ({region}) is unreachable or refuses this identity ({last}). "
+            "Fix: run destroy as the identity that created the cluster (eksctl grants cluster-admin to it "
+            "alone), or pass --skip-in-cluster to go straight to `eksctl delete cluster` (load balancers and "
+            "volumes made by controllers then stay; the audit lists them with delete commands)"
+        )
 
 
 @dataclass
@@ -99,9 +135,14 @@ class Destroyer:
         cluster = describe_cluster(self.clients, o.cluster)
         status = (cluster or {}).get("status")
         stacks = Auditor(self.clients, o.cluster).cloudformation_stacks()
-        reachable = status == "ACTIVE"
+        reachable = status == "ACTIVE" and not o.skip_in_cluster
         if not reachable:
             why = "the cluster does not exist" if cluster is None else f"the cluster is {status}"
+            if o.skip_in_cluster and status == "ACTIVE":
+                why = (
+                    "--skip-in-cluster: load balancers and volumes the controllers made stay behind; "
+                    "the audit lists them with delete commands"
+                )
             for name, _ in STEPS[:8]:
                 result.skipped[name] = why
         if cluster is None and not stacks:
@@ -117,7 +158,12 @@ class Destroyer:
         kubectl: Kubectl | None = None
         if reachable:
             with self.reporter.step("kubeconfig", f"write {kubeconfig}"):
-                self.eksctl.write_kubeconfig(cluster=o.cluster, region=o.region, kubeconfig=kubeconfig)
+                try:
+                    self.eksctl.write_kubeconfig(cluster=o.cluster, region=o.region, kubeconfig=kubeconfig)
+                except ToolFailedError as exc:
+                    if unreachable(exc.output):
+                        raise ClusterUnreachableError(o.cluster, o.region, exc) from exc
+                    raise
             helm = self.helm_factory(kubeconfig)
             kubectl = self.kubectl_factory(kubeconfig)
 
@@ -145,7 +191,12 @@ class Destroyer:
                 self.reporter.skip(name, desc, result.skipped[name])
                 continue
             with self.reporter.step(name, desc):
-                actions[name]()
+                try:
+                    actions[name]()
+                except ToolFailedError as exc:
+                    if name in IN_CLUSTER_STEPS and unreachable(exc.output):
+                        raise ClusterUnreachableError(o.cluster, o.region, exc) from exc
+                    raise
         with self.reporter.step("audit", STEPS[-1][1]):
             result.report = audit(self.clients, o.cluster)
         return result
