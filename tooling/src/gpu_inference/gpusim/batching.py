@@ -28,8 +28,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from gpu_inference.gpusim.model import TESLA_T4, DutyHistory, Finished, GpuSpec, Window
-from gpu_inference.gpusim.params import Profile, ProfileKind
+from gpu_inference.gpusim.core import DutyHistory, Finished, Window
+from gpu_inference.gpusim.params import TESLA_T4, GpuSpec, Profile, ProfileKind
 
 
 @dataclass

@@ -1,0 +1,135 @@
+"""What both engines share: finished-request timelines, collection windows, the engine protocol,
+and the busy-time history NVML-style utilization is sampled from. Pure, no clock."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from gpu_inference.gpusim.params import Profile
+
+#: How much busy-time history an engine keeps for NVML-style sampling (seconds).
+DUTY_HISTORY_S = 30.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A request the engine completed, with its modelled timeline."""
+
+    rid: str
+    prompt_tokens: int
+    completion_tokens: int
+    arrival: float
+    started: float
+    first_token_at: float
+    finished: float
+    #: When each output token was produced (the stream a client would see), in order.
+    token_times: tuple[float, ...] = ()
+    #: How often the request was preempted (its KV freed and recomputed).
+    preemptions: int = 0
+
+    @property
+    def queue_s(self) -> float:
+        return self.started - self.arrival
+
+    @property
+    def ttft_s(self) -> float:
+        return self.first_token_at - self.arrival
+
+    @property
+    def e2e_s(self) -> float:
+        return self.finished - self.arrival
+
+    @property
+    def inter_token_s(self) -> list[float]:
+        """Gaps between consecutive output tokens (vLLM's inter-token latency samples)."""
+        t = self.token_times
+        return [b - a for a, b in itertools.pairwise(t)]
+
+    @property
+    def tpot_s(self) -> float:
+        """Mean time per output token after the first (0 for a single token)."""
+        if len(self.token_times) < 2:
+            return 0.0
+        return (self.token_times[-1] - self.token_times[0]) / (len(self.token_times) - 1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Integrals of one engine over [start, end), handed out by `take_window`."""
+
+    start: float
+    end: float
+    busy_s: float  # integral of duty
+    activity_s: float  # integral of activity
+    dynamic_mib_s: float  # integral of activation / KV memory
+    running_s: float  # integral of running sequences
+    waiting_s: float  # integral of waiting requests
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class SimEngine(Protocol):
+    """What the HTTP layer and the collector need from an engine (classic or llm)."""
+
+    profile: Profile
+    kv_capacity: int
+    tokens_between_events: bool
+
+    @property
+    def now(self) -> float: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def kv_usage(self) -> float: ...
+    @property
+    def num_preemptions(self) -> int: ...
+    @property
+    def prompt_tokens_total(self) -> int: ...
+    @property
+    def generation_tokens_total(self) -> int: ...
+    def dynamic_mib(self) -> float: ...
+    def next_event_time(self) -> float | None: ...
+    def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None: ...
+    def abort(self, rid: str, now: float) -> bool: ...
+    def pop_finished(self) -> list[Finished]: ...
+    def take_window(self, now: float) -> Window: ...
+    def advance(self, now: float) -> None: ...
+    def token_times(self, rid: str) -> list[float]: ...
+    def tokens_out(self, rid: str) -> int: ...
+    def duty_over(self, start: float, end: float) -> float: ...
+
+
+class DutyHistory:
+    """Recent (start, end, duty) segments, to answer "what share of [a, b] was the GPU busy"."""
+
+    def __init__(self) -> None:
+        self._segs: deque[tuple[float, float, float]] = deque()
+
+    def add(self, start: float, end: float, duty: float) -> None:
+        if end <= start or duty <= 0:
+            return
+        last = self._segs[-1] if self._segs else None
+        if last is not None and last[2] == duty and abs(last[1] - start) <= 1e-12:
+            self._segs[-1] = (last[0], end, duty)
+        else:
+            self._segs.append((start, end, duty))
+        while self._segs and self._segs[0][1] < end - DUTY_HISTORY_S:
+            self._segs.popleft()
+
+    def share(self, start: float, end: float) -> float:
+        """Busy share of [start, end] (time outside every segment counts as idle)."""
+        if end <= start:
+            return 0.0
+        busy = 0.0
+        for s, e, d in self._segs:
+            lo, hi = max(s, start), min(e, end)
+            if hi > lo:
+                busy += (hi - lo) * d
+        return min(1.0, busy / (end - start))
