@@ -96,10 +96,16 @@ def test_a_step_that_fails_then_recovers_is_noted_not_counted(tmp_path: Path) ->
 
 
 def test_every_step_met_says_the_limit_was_not_found(tmp_path: Path) -> None:
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "step-07.jsonl").write_text("from an earlier, longer climb\n")
     with SseServer(REPLICA, slots=2) as server:
         result = calibrate(server.url, SLO, options(tmp_path, rates=[4, 8]))
     assert result.capacity_rps == 8
     assert any("raise max_rate" in n for n in result.notes)
+    assert sorted(p.name for p in (tmp_path / "cal").glob("step-*.jsonl")) == [
+        "step-00.jsonl",
+        "step-01.jsonl",
+    ]
 
 
 def test_ladder_and_step_length() -> None:

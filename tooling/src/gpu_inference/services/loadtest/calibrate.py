@@ -185,6 +185,8 @@ def _capacity(steps: list[CalibrationStep]) -> float | None:
 async def calibrate_async(url: str, slo: Slo, options: CalibrationOptions) -> Calibration:
     """Measure one replica's capacity at `slo` (see the module docstring)."""
     options.out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in options.out_dir.glob("step-*.jsonl"):  # a longer earlier climb's steps
+        stale.unlink()
     steps: list[CalibrationStep] = []
     misses_in_a_row = 0
     for i, rate in enumerate(options.ladder()):
