@@ -83,9 +83,18 @@ def test_same_port_twice_is_bad_input() -> None:
         cluster.check_ports()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_up_after_down_finds_its_ports_free() -> None:
     port = _time_wait_port()
-    LocalCluster(LocalClusterConfig(name="p", prometheus_port=port)).check_ports()
+    cfg = LocalClusterConfig(
+        name="p", prometheus_port=port, front_door_port=_free_port(), adapter_port=_free_port()
+    )
+    LocalCluster(cfg).check_ports()
 
 
 def _server(workdir: Path) -> int:
@@ -137,6 +146,9 @@ def test_pid_file_without_a_recorded_command_must_name_the_workdir(
     (workdir / "pids").mkdir(parents=True)
     own = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", str(workdir / "etcd")])
     try:
+        wait = time.monotonic() + 5
+        while "-c" not in (hostprocs.cmdline(own.pid) or []) and time.monotonic() < wait:
+            time.sleep(0.02)  # until the child has exec'd
         assert hostprocs.is_ours(workdir, "etcd", own.pid)
         assert not hostprocs.is_ours(workdir, "etcd", stranger.pid)
     finally:
