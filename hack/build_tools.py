@@ -566,7 +566,7 @@ def run(bin_dir: Path, source: str) -> int:
     missing = [n for n in wanted if not is_installed(bin_dir, n)]
     label = "built from source" if source == "build" else "official release binaries where published"
     if not missing:
-        say(f"all {len(wanted)} tools are in {bin_dir} ({label})")
+        say(f"{plural(len(wanted), 'tool')} already in {bin_dir} ({label})")
         print(bin_dir)
         return 0
 

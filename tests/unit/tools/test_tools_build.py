@@ -89,7 +89,7 @@ def test_a_warm_cache_runs_no_go_and_prints_one_line(tmp_path: Path, fake_go: Pa
     proc = run_tools(env)
     assert proc.returncode == 0, proc.stderr
     assert go_calls(tmp_path) == calls
-    assert proc.stderr.splitlines() == [f"[tools] all 2 tools are in {print_bin(env)} (built from source)"]
+    assert proc.stderr.splitlines() == [f"[tools] 2 tools already in {print_bin(env)} (built from source)"]
 
 
 def test_only_missing_tools_are_built_and_counted(tmp_path: Path, fake_go: Path) -> None:
