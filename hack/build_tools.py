@@ -406,7 +406,8 @@ def http_get(url: str) -> IO[bytes]:
         reason = getattr(e, "reason", e)
         raise ToolsError(
             f"cannot download {url} ({reason}). TOOLS_SOURCE=release needs HTTPS access to dl.k8s.io, "
-            "get.helm.sh and github.com; without it, unset TOOLS_SOURCE to build from source with Go"
+            "get.helm.sh and github.com (and the hosts they redirect to); without it, unset TOOLS_SOURCE "
+            "to build from source with Go"
         ) from None
     return resp
 

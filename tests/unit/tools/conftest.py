@@ -25,6 +25,15 @@ class _Handler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         self.requests.append(self.path)
 
+    def do_GET(self) -> None:
+        # /moved/PATH answers 302 -> /PATH, the way GitHub sends release downloads to its file host.
+        if self.path.startswith("/moved/"):
+            self.send_response(302)
+            self.send_header("Location", self.path.removeprefix("/moved"))
+            self.end_headers()
+            return
+        super().do_GET()
+
 
 @pytest.fixture
 def release_server(tmp_path: Path) -> Iterator[ReleaseServer]:

@@ -129,6 +129,16 @@ def test_a_checksum_mismatch_fails_and_installs_nothing(
     assert go_calls(tmp_path) == []
 
 
+def test_redirects_are_followed(tmp_path: Path, fake_go: Path, release_server: ReleaseServer) -> None:
+    env = release_env(tmp_path, fake_go, release_server, "etcd")
+    env["TOOLS_URL_ETCD"] = env["TOOLS_URL_ETCD"].replace("/etcd", "/moved/etcd")
+    proc = run_tools(env)
+    assert proc.returncode == 0, proc.stderr
+    assert (print_bin(env) / "etcd").read_bytes() == fake_binary("etcd")
+    assert f"/moved/etcd/{pins().etcd}/SHA256SUMS" in release_server.requests
+    assert f"/etcd/{pins().etcd}/SHA256SUMS" in release_server.requests
+
+
 def test_a_missing_release_file_fails_with_the_url(
     tmp_path: Path, fake_go: Path, release_server: ReleaseServer
 ) -> None:
