@@ -21,6 +21,8 @@ from gpu_inference.services.local.config import LocalClusterConfig
 log = logging.getLogger(__name__)
 
 CLUSTER_NAME = os.environ.get("GPU_INFERENCE_TEST_CLUSTER", "gi-integration")
+#: Shifts the session cluster's host ports, so two checkouts can test on one machine.
+PORT_OFFSET = int(os.environ.get("GPU_INFERENCE_TEST_PORT_OFFSET", "0"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,9 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def local_cluster() -> Iterator[LocalCluster]:
     cfg = LocalClusterConfig(
         name=CLUSTER_NAME,
-        front_door_port=28000,
-        prometheus_port=29090,
-        adapter_port=26443,
+        front_door_port=28000 + PORT_OFFSET,
+        prometheus_port=29090 + PORT_OFFSET,
+        adapter_port=26443 + PORT_OFFSET,
         model_load_s=8.0,
         image_pull_s=4.0,
         scale_down_unneeded_s=30.0,
