@@ -595,6 +595,10 @@ def run(bin_dir: Path, source: str) -> int:
         missing = [n for n in missing if not is_installed(bin_dir, n)]
         to_download = [n for n in to_download if n in missing]
         to_build = [n for n in to_build if n in missing]
+        if not missing:  # another run filled the cache while this one waited for the lock
+            say(f"{plural(len(wanted), 'tool')} already in {bin_dir} ({label})")
+            print(bin_dir)
+            return 0
         log = Log(cache_dir / "build.log")
         try:
             announce(

@@ -4,10 +4,21 @@ file in the cache, the log's tail and the tool's name on failure, clear errors f
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from tools_testkit import ALL_TOOLS, go_calls, measured_times, print_bin, run_tools, tool_lines, tools_env
+from tools_testkit import (
+    ALL_TOOLS,
+    SCRIPT,
+    go_calls,
+    measured_times,
+    print_bin,
+    run_tools,
+    tool_lines,
+    tools_env,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -134,3 +145,24 @@ def test_every_tool_has_a_measured_build_time() -> None:
     times = measured_times()
     assert sorted(times) == sorted(ALL_TOOLS)
     assert all(seconds > 0 for seconds in times.values())
+
+
+def test_concurrent_runs_build_each_tool_once(tmp_path: Path, fake_go: Path) -> None:
+    env = tools_env(tmp_path, fake_go, TOOLS="helm", FAKE_GO_SLEEP="2")
+    first = subprocess.Popen(
+        [str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not go_calls(tmp_path) and time.monotonic() < deadline:  # the first run holds the lock
+            time.sleep(0.05)
+        second = run_tools(env)
+        first_err = first.communicate(timeout=30)[1]
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second.stderr
+    assert "[tools] waiting for another tools run to finish" in second.stderr
+    assert second.stderr.splitlines()[-1] == f"[tools] 1 tool already in {print_bin(env)} (built from source)"
+    assert len(go_calls(tmp_path)) == 1

@@ -30,12 +30,13 @@ ALL_TOOLS = [
 ]
 KUBERNETES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
 
-# A stand-in for the Go toolchain: logs its arguments, prints module-download noise like a cold
-# build, writes a small executable where `go install` / `go build -o` would, and fails for a
-# package containing $FAKE_GO_FAIL after printing 60 numbered error lines (leaving half an output
-# file behind for `go build -o`).
+# A stand-in for the Go toolchain: logs its arguments, sleeps $FAKE_GO_SLEEP seconds, prints
+# module-download noise like a cold build, writes a small executable where `go install` or
+# `go build -o` would, and fails for a package containing $FAKE_GO_FAIL after printing 60 numbered
+# error lines (leaving half an output file behind for `go build -o`).
 FAKE_GO = r"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_GO_CALLS"
+sleep "${FAKE_GO_SLEEP:-0}"
 for i in $(seq 1 50); do echo "go: downloading example.com/noise$i v0.0.$i" >&2; done
 pkg="${*: -1}"
 out=""; prev=""
