@@ -11,6 +11,8 @@ TOOLS_SOURCE  ?= build
 CLUSTER_NAME  ?= gpu-inference
 RELEASE       ?= gpu-inference
 NAMESPACE     ?= gpu-inference
+REGION        ?=
+PROFILE       ?=
 SHAPE         ?= step
 VALUES        ?=
 SET           ?=
@@ -91,12 +93,14 @@ demo: setup ## Local cluster, chart, a load test that must prove scale-up, a cos
 
 ##@ AWS (billable: read docs/runbook.md first)
 .PHONY: deploy
-deploy: setup ## Create the EKS cluster from eksctl/cluster.yaml and install the stack.
-	$(CLI) deploy --config eksctl/cluster.yaml --release $(RELEASE) --namespace $(NAMESPACE)
+deploy: setup ## Create the EKS cluster from eksctl/cluster.yaml and install the stack (REGION, PROFILE).
+	$(CLI) deploy --config eksctl/cluster.yaml --release $(RELEASE) --namespace $(NAMESPACE) \
+	  $(if $(REGION),--region $(REGION)) $(if $(PROFILE),--profile $(PROFILE))
 
 .PHONY: destroy
-destroy: setup ## Remove the stack and the cluster, then audit that nothing billable is left.
-	$(CLI) destroy --config eksctl/cluster.yaml --release $(RELEASE) --namespace $(NAMESPACE)
+destroy: setup ## Remove the stack and the cluster, then audit that nothing billable is left (REGION, PROFILE).
+	$(CLI) destroy --config eksctl/cluster.yaml --release $(RELEASE) --namespace $(NAMESPACE) \
+	  $(if $(REGION),--region $(REGION)) $(if $(PROFILE),--profile $(PROFILE))
 
 .PHONY: clean
 clean: ## Remove build outputs in the checkout (keeps the tool cache).

@@ -248,3 +248,49 @@ def test_addon_installs_through_pyhelm3_command_lines(fake_bin: FakeBin, tmp_pat
     assert lbc["clusterName"] == "gpu-inference"
     assert lbc["defaultTags"] == {versions.CLUSTER_TAG: "gpu-inference"}
     assert lbc["serviceAccount"]["name"] == "aws-load-balancer-controller"
+
+
+def test_eksctl_progress_is_streamed_while_it_runs(fake_bin: FakeBin, tmp_path: Path) -> None:
+    """The fake eksctl prints a line, then waits until the caller has seen it: with output handed over
+    only at exit (as before) this would never finish its first step and exit 1."""
+    seen = tmp_path / "seen"
+    fake_bin.add(
+        "eksctl",
+        f"""
+import os, time
+print('2026-11-29 building cluster stack "eksctl-gpu-inference-cluster"', flush=True)
+deadline = time.monotonic() + 10
+while not os.path.exists({str(seen)!r}):
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.02)
+print('2026-11-29 all EKS cluster resources for "gpu-inference" have been created', flush=True)
+""",
+    )
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        seen.touch()
+
+    Eksctl().create_cluster(tmp_path / "c.yaml", kubeconfig=tmp_path / "kc", on_line=on_line)
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        'building cluster stack "eksctl-gpu-inference-cluster"',
+        'all EKS cluster resources for "gpu-inference" have been created',
+    ]
+
+
+def test_streamed_eksctl_failure_raises_with_its_output(fake_bin: FakeBin, tmp_path: Path) -> None:
+    fake_bin.add("eksctl", "print('creating CloudFormation stack', flush=True)\ncode = 3")
+    with pytest.raises(ToolFailedError, match="exited 3") as info:
+        Eksctl().delete_cluster(cluster="c", region="us-east-1", on_line=lambda line: None)
+    assert "creating CloudFormation stack" in info.value.output
+
+
+def test_supported_kubernetes_versions_from_eksctl_json(fake_bin: FakeBin) -> None:
+    fake_bin.add(
+        "eksctl",
+        "print(json.dumps({'Version': '0.215.0', 'EKSServerSupportedVersions': ['1.33', '1.34', '1.35']}))",
+    )
+    assert Eksctl().supported_kubernetes_versions() == ["1.33", "1.34", "1.35"]
+    assert fake_bin.calls("eksctl")[-1] == ["version", "-o", "json"]

@@ -241,3 +241,25 @@ def test_a_corrupt_deploy_record_is_one_line_exit_2(fast_clients: None, tmp_path
     )
     assert r.exit_code == 2, r.output
     assert "not a deployment record" in r.output
+
+
+@pytest.mark.parametrize("target", ["deploy", "destroy"])
+def test_make_passes_region_and_profile(target: str) -> None:
+    import shutil
+    import subprocess
+
+    from aws_testkit import REPO
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    run = subprocess.run(
+        ["make", "-n", target, "REGION=eu-west-1", "PROFILE=lab"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    line = " ".join(run.stdout.replace("\\\n", " ").split())
+    assert f"gpu-inference {target} --config eksctl/cluster.yaml" in line
+    assert "--region eu-west-1 --profile lab" in line
+    plain_run = subprocess.run(
+        ["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "--region" not in plain_run.stdout  # unset: the config's region (or the recorded one)

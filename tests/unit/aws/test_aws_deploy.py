@@ -19,7 +19,13 @@ from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import versions
 from gpu_inference.errors import PreflightError, WaitTimeoutError
-from gpu_inference.services.eks.deploy import CUSTOM_METRICS_PATH, Deployer, DeployOptions, hpa_current_values
+from gpu_inference.services.eks.deploy import (
+    CUSTOM_METRICS_PATH,
+    Deployer,
+    DeployFailedError,
+    DeployOptions,
+    hpa_current_values,
+)
 from gpu_inference.services.eks.progress import LogReporter
 
 pytestmark = pytest.mark.unit
@@ -342,8 +348,9 @@ def test_hpa_without_a_number_times_out_with_a_hint(setup: Setup) -> None:
         "conditions": [{"type": "ScalingActive", "status": "False", "reason": "FailedGetPodsMetric"}]
     }
     setup.stub_quotas()
-    with pytest.raises(WaitTimeoutError, match="HPA to show a metric value") as info:
+    with pytest.raises(DeployFailedError, match="HPA to show a metric value") as info:
         setup.deployer().run()
+    assert isinstance(info.value.__cause__, WaitTimeoutError)
     assert "inference: <unknown> (ScalingActive=False)" in str(info.value)
     assert "FailedGetPodsMetric" in str(info.value)
 
@@ -351,8 +358,9 @@ def test_hpa_without_a_number_times_out_with_a_hint(setup: Setup) -> None:
 def test_custom_metrics_api_missing_times_out(setup: Setup) -> None:
     del setup.kube.raw[CUSTOM_METRICS_PATH]
     setup.stub_quotas()
-    with pytest.raises(WaitTimeoutError, match="custom metrics API"):
+    with pytest.raises(DeployFailedError, match="custom metrics API") as info:
         setup.deployer().run()
+    assert isinstance(info.value.__cause__, WaitTimeoutError)
 
 
 def test_dry_run_creates_nothing_and_prints_the_plan(setup: Setup) -> None:
@@ -399,3 +407,156 @@ def test_endpoint_pending_is_reported_not_fatal(setup: Setup, caplog: pytest.Log
     result = setup.deployer().run()
     assert result.endpoints == ["http://alb-1/"]
     assert "no load balancer address yet for Service/inference" in caplog.text
+
+
+def _preflight_ctx(setup: Setup) -> Any:
+    from gpu_inference.services.eks.preflight import PreflightContext
+
+    cfg = setup.deployer().load_config()[1]
+    return PreflightContext(
+        cfg=cfg, clients=setup.clients, eksctl=Eksctl(setup.eksctl), helm=lambda: setup.helm,
+        kubectl_version=lambda: "v1.36.0", chart=setup.chart, release="r", namespace="n", today=TODAY,
+    )  # fmt: skip
+
+
+CLUSTER_DESC = {
+    "name": "gpu-inference",
+    "arn": "arn:aws:eks:us-east-1:123456789012:cluster/gpu-inference",
+    "version": "1.36",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"), [("CREATING", "aws eks wait cluster-active"), ("FAILED", "make destroy")]
+)
+def test_only_an_active_cluster_is_reused(setup: Setup, status: str, fix: str) -> None:
+    """Before, a CREATING or UPDATING cluster passed as 'it will be reused'."""
+    from gpu_inference.services.eks.preflight import check_leftover_stacks
+
+    stub = Stubber(setup.clients.client("eks"))
+    stub.add_response(
+        "describe_cluster", {"cluster": {**CLUSTER_DESC, "status": status}}, {"name": "gpu-inference"}
+    )
+    stub.activate()
+    result = check_leftover_stacks(_preflight_ctx(setup))
+    assert not result.ok
+    assert f"is {status}; only an ACTIVE cluster is reused" in result.detail
+    assert fix in result.fix
+
+
+def test_a_degraded_node_group_fails_preflight(setup: Setup) -> None:
+    from gpu_inference.services.eks.preflight import check_leftover_stacks
+
+    stub = Stubber(setup.clients.client("eks"))
+    stub.add_response(
+        "describe_cluster", {"cluster": {**CLUSTER_DESC, "status": "ACTIVE"}}, {"name": "gpu-inference"}
+    )
+    stub.add_response("list_nodegroups", {"nodegroups": ["system", "gpu"]}, {"clusterName": "gpu-inference"})
+    stub.add_response(
+        "describe_nodegroup", {"nodegroup": {"nodegroupName": "system", "status": "ACTIVE"}},
+        {"clusterName": "gpu-inference", "nodegroupName": "system"},
+    )  # fmt: skip
+    issue = {"code": "AsgInstanceLaunchFailures", "message": "InsufficientInstanceCapacity"}
+    stub.add_response(
+        "describe_nodegroup",
+        {"nodegroup": {"nodegroupName": "gpu", "status": "DEGRADED", "health": {"issues": [issue]}}},
+        {"clusterName": "gpu-inference", "nodegroupName": "gpu"},
+    )
+    stub.activate()
+    result = check_leftover_stacks(_preflight_ctx(setup))
+    assert not result.ok
+    assert (
+        "node group gpu is DEGRADED (AsgInstanceLaunchFailures: InsufficientInstanceCapacity)"
+        in result.detail
+    )
+    assert "eksctl delete nodegroup --cluster gpu-inference" in result.fix
+
+
+def test_a_stack_left_in_rollback_complete_fails_preflight(setup: Setup) -> None:
+    from gpu_inference.services.eks.preflight import check_leftover_stacks
+
+    setup.create_cluster()
+    stub = Stubber(setup.clients.client("cloudformation"))
+    stub.add_response(
+        "list_stacks",
+        {"StackSummaries": [{
+            "StackName": "eksctl-gpu-inference-nodegroup-gpu", "StackStatus": "ROLLBACK_COMPLETE",
+            "CreationTime": dt.datetime(2026, 11, 29),
+        }]},
+        {},
+    )  # fmt: skip
+    stub.activate()
+    result = check_leftover_stacks(_preflight_ctx(setup))
+    assert not result.ok
+    assert "eksctl-gpu-inference-nodegroup-gpu is ROLLBACK_COMPLETE" in result.detail
+    assert "delete-stack" in result.fix
+
+
+def test_a_failed_deploy_says_what_bills_and_how_to_remove_it(setup: Setup) -> None:
+    """The chart install fails after eksctl created the cluster: the error lists what is billing (from
+    the audit, in the account deploy ran in) and the exact destroy command; the record says 'failed'."""
+    from gpu_inference.domain.deployment_state import load_state
+    from gpu_inference.errors import ToolFailedError
+
+    def broken_install(release: str, *a: Any, **kw: Any) -> int:
+        if release == "gpu-inference":
+            raise ToolFailedError("helm", ["upgrade"], 1, "Error: context deadline exceeded")
+        return 1
+
+    setup.helm.upgrade_install = broken_install  # type: ignore[method-assign]
+    setup.stub_quotas()
+    with pytest.raises(DeployFailedError) as info:
+        setup.deployer(profile="lab").run()
+    text = str(info.value)
+    assert "deploy failed at step 'chart'" in text
+    assert "What bills now" in text
+    assert "eks-cluster gpu-inference status ACTIVE" in text
+    assert "account 123456789012" in text
+    assert (
+        f"gpu-inference destroy --config {CLUSTER_YAML} --region us-east-1 --profile lab "
+        "--release gpu-inference --namespace gpu-inference"
+    ) in text
+    assert "make destroy REGION=us-east-1 PROFILE=lab" in text
+    state = load_state(setup.work, "gpu-inference")
+    assert state is not None
+    assert (state.status, state.account, state.profile) == ("failed", "123456789012", "lab")
+    assert state.failure.startswith("chart: ")
+
+
+def test_a_deploy_records_what_destroy_and_verify_scaleup_need(setup: Setup, caplog: Any) -> None:
+    import logging
+
+    from gpu_inference.domain.deployment_state import load_state
+
+    prom = setup.kube.add(
+        "service",
+        "gpu-inference-prometheus",
+        "gpu-inference",
+        spec={"type": "ClusterIP", "ports": [{"port": 9090}]},
+    )
+    prom["metadata"]["labels"] = {"app.kubernetes.io/name": "prometheus"}
+
+    def eksctl(tool: str, args: list[str]) -> str | None:
+        if args[:2] != ["create", "cluster"]:
+            return None
+        setup._eksctl(tool, args)
+        return 'building cluster stack "eksctl-gpu-inference-cluster"\n'
+
+    setup.eksctl.handlers.insert(0, eksctl)
+    setup.stub_quotas()
+    with caplog.at_level(logging.INFO):
+        result = setup.deployer().run()
+    assert 'eksctl: building cluster stack "eksctl-gpu-inference-cluster"' in caplog.text  # progress shown
+    state = load_state(setup.work, "gpu-inference")
+    assert state is not None
+    assert result.state_file == setup.work / "gpu-inference" / "deploy.json"
+    assert (state.status, state.cluster, state.region, state.account) == (
+        "deployed", "gpu-inference", "us-east-1", "123456789012"
+    )  # fmt: skip
+    assert (state.namespace, state.release, state.hpa) == ("gpu-inference", "gpu-inference", "inference")
+    assert state.kubeconfig == str(result.kubeconfig)
+    assert state.prometheus is not None
+    assert state.prometheus.port_forward(state.kubeconfig, None) == [
+        "--kubeconfig", state.kubeconfig, "-n", "gpu-inference", "port-forward",
+        "svc/gpu-inference-prometheus", "9090:9090",
+    ]  # fmt: skip

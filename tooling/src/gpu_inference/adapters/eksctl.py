@@ -7,9 +7,12 @@ Tests pass a recording `runner` (same signature as process.run) or put a fake `e
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +30,9 @@ INSTALL_HINT = (
 CREATE_TIMEOUT_S = 60 * 60
 DELETE_TIMEOUT_S = 60 * 60
 SHORT_TIMEOUT_S = 120
+
+
+LineSink = Callable[[str], None]
 
 
 class Runner(Protocol):
@@ -71,6 +77,63 @@ class Eksctl:
             log.debug("eksctl: %s", line)
         return result
 
+    def _stream(self, args: list[str], timeout: float, on_line: LineSink | None) -> process.Result:
+        """Run eksctl and hand each output line to `on_line` as it is printed (eksctl's create and
+        delete run 15-25 minutes; its progress lines are the only sign of life)."""
+        if on_line is None:
+            return self._call(args, timeout)
+        if self._run is not process.run:  # a test runner: replay its output
+            result = self._call(args, timeout)
+            for line in (result.stdout + result.stderr).splitlines():
+                on_line(line)
+            return result
+        binary = self.ensure_installed()
+        log.debug("run: eksctl %s", " ".join(args))
+        proc = subprocess.Popen(
+            [binary, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                log.debug("eksctl: %s", line)
+                on_line(line)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        output = "\n".join(lines)
+        if killed.is_set():
+            raise ToolFailedError("eksctl", args, None, output)
+        if code != 0:
+            raise ToolFailedError("eksctl", args, code, output)
+        return process.Result(["eksctl", *args], code, output, "")
+
+    def supported_kubernetes_versions(self) -> list[str]:
+        """The Kubernetes versions this eksctl can create (`eksctl version -o json`)."""
+        out = self._call(["version", "-o", "json"], SHORT_TIMEOUT_S).stdout
+        try:
+            found = json.loads(out).get("EKSServerSupportedVersions")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise ToolFailedError("eksctl", ["version", "-o", "json"], 0, f"not JSON: {out!r}") from exc
+        if not isinstance(found, list):
+            raise ToolFailedError(
+                "eksctl", ["version", "-o", "json"], 0, f"no EKSServerSupportedVersions in {out!r}"
+            )
+        return [str(v) for v in found]
+
     def version(self) -> tuple[int, int, int]:
         out = self._call(["version"], SHORT_TIMEOUT_S).stdout
         try:
@@ -85,6 +148,7 @@ class Eksctl:
         kubeconfig: Path,
         install_nvidia_plugin: bool = False,
         wait_timeout: str = "40m",
+        on_line: LineSink | None = None,
     ) -> process.Result:
         """`eksctl create cluster -f CONFIG`: control plane, addons, pod identities, node groups.
 
@@ -101,7 +165,7 @@ class Eksctl:
             "--timeout",
             wait_timeout,
         ]
-        return self._call(args, CREATE_TIMEOUT_S)
+        return self._stream(args, CREATE_TIMEOUT_S, on_line)
 
     def create_nodegroups(
         self,
@@ -110,6 +174,7 @@ class Eksctl:
         include: Sequence[str],
         install_nvidia_plugin: bool = False,
         wait_timeout: str = "40m",
+        on_line: LineSink | None = None,
     ) -> process.Result:
         """`eksctl create nodegroup -f CONFIG --include=...`: node groups missing from an existing cluster."""
         if not include:
@@ -125,7 +190,7 @@ class Eksctl:
             "--timeout",
             wait_timeout,
         ]
-        return self._call(args, CREATE_TIMEOUT_S)
+        return self._stream(args, CREATE_TIMEOUT_S, on_line)
 
     def write_kubeconfig(self, *, cluster: str, region: str, kubeconfig: Path) -> process.Result:
         kubeconfig.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +206,9 @@ class Eksctl:
         ]
         return self._call(args, SHORT_TIMEOUT_S)
 
-    def delete_cluster(self, *, cluster: str, region: str, wait_timeout: str = "40m") -> process.Result:
+    def delete_cluster(
+        self, *, cluster: str, region: str, wait_timeout: str = "40m", on_line: LineSink | None = None
+    ) -> process.Result:
         """`eksctl delete cluster --wait`: without --wait eksctl exits 0 while the stack may still fail
         (eksctl#4979).
 
@@ -160,4 +227,4 @@ class Eksctl:
             "--timeout",
             wait_timeout,
         ]
-        return self._call(args, DELETE_TIMEOUT_S)
+        return self._stream(args, DELETE_TIMEOUT_S, on_line)

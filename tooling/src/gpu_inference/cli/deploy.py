@@ -16,6 +16,7 @@ from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
+from gpu_inference.domain.deployment_state import default_work_dir
 from gpu_inference.services.eks.deploy import Deployer, DeployOptions, DeployResult
 from gpu_inference.services.eks.progress import LogReporter, RichReporter
 
@@ -59,7 +60,15 @@ DEPLOY_HELP = "\n\n".join(
         ),
         ("8. custom-metrics / hpa: wait until custom.metrics.k8s.io answers and the HPA shows a number."),
         "9. endpoint: print the service endpoint, how to reach Grafana, and the cost estimate.",
-        "Progress is shown while steps run; every step, command and eksctl output goes to the log file.",
+        (
+            "Progress is shown while steps run (eksctl's own progress lines as they come); every step, "
+            "command and eksctl output goes to the log file."
+        ),
+        (
+            "The account, region, profile, kubeconfig, namespace, release, HPA and Prometheus Service are "
+            "recorded in <work dir>/<cluster>/deploy.json before anything is created. If a step fails after "
+            "that, deploy prints what is billing (the audit) and the exact destroy command."
+        ),
     ]
 )
 
@@ -126,7 +135,7 @@ def deploy(
         Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")
     ] = None,
 ) -> None:
-    work = work_dir or paths.state_dir() / "eks"
+    work = work_dir or default_work_dir()
     log_path = log_file or work / f"deploy-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     _configure_logging(log_path)
     reporter = RichReporter() if logging_setup.is_interactive() else LogReporter()
@@ -140,6 +149,7 @@ def deploy(
                 chart=chart,
                 work_dir=work,
                 region=region,
+                profile=profile,
                 kubernetes_version=kubernetes_version,
                 spot=spot,
                 values_files=list(values or []),
@@ -196,7 +206,10 @@ def _print(r: DeployResult, namespace: str, dry_run: bool) -> None:
         echo(f"endpoint:    none yet (kubectl --kubeconfig {r.kubeconfig} -n {namespace} get svc,ingress)")
     echo(f"grafana:     {r.grafana}")
     echo(r.cost_estimate)
-    echo("remove everything with: make destroy")
+    if r.state_file:
+        echo(f"recorded:    {r.state_file} (destroy and verify-scaleup --eks read it)")
+    region = f" REGION={r.region}"
+    echo(f"remove everything with: make destroy{region} (or gpu-inference destroy --region {r.region})")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@ metrics API answers and the HPA shows a number -> endpoint, Grafana access, cost
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import logging
 import time
@@ -18,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from gpu_inference.adapters.aws import AwsClients, aws_call
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import eksctl_config
+from gpu_inference.domain.deployment_state import DeploymentState, PrometheusAccess, save_state
 from gpu_inference.errors import AwsError, GpuInferenceError, ToolFailedError, WaitTimeoutError
 from gpu_inference.services.eks import addons
-from gpu_inference.services.eks.audit import describe_cluster
+from gpu_inference.services.eks.audit import AuditReport, audit, describe_cluster
 from gpu_inference.services.eks.preflight import CheckResult, PreflightContext, run_preflight
 from gpu_inference.services.eks.progress import Reporter
 
@@ -69,6 +71,44 @@ class HelmTool(Protocol):
     def uninstall(self, release: str, *, namespace: str, wait: bool = True, timeout_s: int = 600) -> None: ...
 
 
+class NotReusableError(GpuInferenceError):
+    """An existing cluster of that name is not ACTIVE: deploy will not build on it."""
+
+    def __init__(self, cluster: str, region: str, status: str) -> None:
+        fix = (
+            f"wait until it is ACTIVE (aws eks wait cluster-active --name {cluster} --region {region}), then "
+            "deploy again"
+            if status in ("CREATING", "UPDATING")
+            else f"remove it (gpu-inference destroy --region {region}), then deploy again"
+        )
+        super().__init__(f"cluster {cluster} in {region} is {status}, not ACTIVE. Fix: {fix}")
+
+
+class DeployFailedError(GpuInferenceError):
+    """A deploy stopped after it had started creating: what bills now and how to remove it."""
+
+    def __init__(self, step: str, error: str, billing: str, state: DeploymentState, config: str) -> None:
+        self.step = step
+        self.billing = billing
+        self.destroy_command = state.destroy_command(config)
+        super().__init__(
+            f"deploy failed at step {step!r}: {error}\n"
+            f"What bills now (it keeps billing until removed):\n{billing}\n"
+            f"Remove it all with: {self.destroy_command}\n"
+            f"  (or: {state.make_destroy()}); then deploy again, or re-run deploy to resume"
+        )
+
+
+def kubeconfig_context(kubeconfig: Path) -> str | None:
+    """The current-context of the kubeconfig eksctl wrote (None when unreadable)."""
+    try:
+        data = yaml.safe_load(kubeconfig.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    ctx = data.get("current-context") if isinstance(data, dict) else None
+    return str(ctx) if ctx else None
+
+
 @dataclass
 class DeployOptions:
     config: Path
@@ -77,6 +117,8 @@ class DeployOptions:
     chart: Path
     work_dir: Path
     region: str | None = None
+    #: The AWS profile the clients use (recorded for destroy; None: the default credential chain).
+    profile: str | None = None
     kubernetes_version: str | None = None
     spot: bool = False
     values_files: Sequence[Path] = ()
@@ -104,6 +146,7 @@ class DeployResult:
     hpa_metrics: dict[str, str] = field(default_factory=dict)
     cost_estimate: str = ""
     planned: list[str] = field(default_factory=list)
+    state_file: Path | None = None
 
 
 def kubeconfig_path(work_dir: Path, cluster: str, region: str) -> Path:
@@ -168,13 +211,90 @@ class Deployer:
         if self.opts.dry_run:
             result.planned = self.plan(cfg, existing, rendered, kubeconfig, want_lbc)
             return result
+        if existing is not None and existing.get("status") != "ACTIVE":
+            raise NotReusableError(name, region, str(existing.get("status")))
+
+        state = DeploymentState(
+            cluster=name,
+            region=region,
+            account=ctx.account or "unknown",
+            profile=self.opts.profile,
+            status="creating",
+            config=str(rendered),
+            kubeconfig=str(kubeconfig),
+            namespace=self.opts.namespace,
+            release=self.opts.release,
+        )
+        result.state_file = save_state(state, self.opts.work_dir)
+        try:
+            self.create_and_install(
+                clients,
+                cfg=cfg,
+                existing=existing,
+                rendered=rendered,
+                kubeconfig=kubeconfig,
+                want_lbc=want_lbc,
+                result=result,
+            )
+        except GpuInferenceError as exc:
+            raise self.failed(clients, state, exc) from exc
+        result.state_file = save_state(
+            state.model_copy(
+                update={
+                    "status": "deployed",
+                    "context": kubeconfig_context(kubeconfig),
+                    "hpa": next(iter(result.hpa_metrics), None),
+                    "prometheus": self.prometheus_access(self.kubectl_factory(kubeconfig)),
+                }
+            ),
+            self.opts.work_dir,
+        )
+        return result
+
+    def failed(
+        self, clients: AwsClients, state: DeploymentState, exc: GpuInferenceError
+    ) -> DeployFailedError:
+        """Record the failure; say what is billing now and the exact command that removes it."""
+        records = self.reporter.records
+        step = next((r.name for r in reversed(records) if not r.ok), None) or (
+            f"after {records[-1].name}" if records else "?"
+        )
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        save_state(
+            state.model_copy(update={"status": "failed", "failure": f"{step}: {first}"}), self.opts.work_dir
+        )
+        try:
+            report: AuditReport | None = audit(clients, state.cluster)
+            billing = report.summary() if report is not None else ""
+        except GpuInferenceError as audit_exc:
+            report, billing = None, f"could not audit what is billing ({audit_exc})"
+        return DeployFailedError(step, first, billing, state, str(self.opts.config))
+
+    def create_and_install(
+        self,
+        clients: AwsClients,
+        *,
+        cfg: eksctl_config.ClusterConfig,
+        existing: Mapping[str, Any] | None,
+        rendered: Path,
+        kubeconfig: Path,
+        want_lbc: bool,
+        result: DeployResult,
+    ) -> None:
+        """Every step that creates something: cluster, add-ons, chart, then the waits."""
+        name, region = cfg.metadata.name, cfg.metadata.region
+
+        def progress(line: str) -> None:
+            self.reporter.info(f"eksctl: {line}")
 
         with self.reporter.step("cluster", f"EKS cluster {name} in {region} (eksctl; 15-25 min when new)"):
             if existing is None:
-                self.eksctl.create_cluster(rendered, kubeconfig=kubeconfig, install_nvidia_plugin=False)
+                self.eksctl.create_cluster(
+                    rendered, kubeconfig=kubeconfig, install_nvidia_plugin=False, on_line=progress
+                )
                 result.created_cluster = True
             else:
-                result.added_nodegroups = self.add_missing_nodegroups(clients, cfg, rendered)
+                result.added_nodegroups = self.add_missing_nodegroups(clients, cfg, rendered, progress)
         with self.reporter.step("kubeconfig", f"write {kubeconfig}"):
             self.eksctl.write_kubeconfig(cluster=name, region=region, kubeconfig=kubeconfig)
 
@@ -217,7 +337,21 @@ class Deployer:
             result.endpoints = self.endpoints(kubectl)
             result.grafana = self.grafana_hint(kubectl, kubeconfig)
         result.cost_estimate = cost_estimate_text(rendered, self.opts.chart, self.opts.values_files)
-        return result
+
+    def prometheus_access(self, kubectl: Kubectl) -> PrometheusAccess | None:
+        """The chart's Prometheus Service, for a port-forward (verify-scaleup --eks reads it)."""
+        try:
+            svcs = kubectl.get(
+                "services", namespace=self.opts.namespace, selector="app.kubernetes.io/name=prometheus"
+            ).get("items", [])
+        except GpuInferenceError as exc:
+            log.warning("cannot find the Prometheus Service: %s", exc)
+            return None
+        if not svcs:
+            return None
+        svc = svcs[0]
+        port = int((svc["spec"].get("ports") or [{}])[0].get("port", 9090))
+        return PrometheusAccess(service=svc["metadata"]["name"], namespace=self.opts.namespace, port=port)
 
     def plan(
         self,
@@ -259,7 +393,11 @@ class Deployer:
         return lines
 
     def add_missing_nodegroups(
-        self, clients: AwsClients, cfg: eksctl_config.ClusterConfig, rendered: Path
+        self,
+        clients: AwsClients,
+        cfg: eksctl_config.ClusterConfig,
+        rendered: Path,
+        progress: Callable[[str], None] | None = None,
     ) -> list[str]:
         with aws_call("eks:ListNodegroups"):
             have = set(
@@ -268,7 +406,9 @@ class Deployer:
         missing = [ng.name for ng in cfg.managedNodeGroups if ng.name not in have]
         if missing:
             self.reporter.info(f"cluster exists; adding node group(s) {missing}")
-            self.eksctl.create_nodegroups(rendered, include=missing, install_nvidia_plugin=False)
+            self.eksctl.create_nodegroups(
+                rendered, include=missing, install_nvidia_plugin=False, on_line=progress
+            )
         else:
             self.reporter.info("cluster exists with every node group; reusing it")
         return missing
@@ -432,27 +572,24 @@ def hpa_current_values(hpa: Mapping[str, Any]) -> list[str]:
 
 
 def cost_estimate_text(rendered_config: Path, chart: Path, values_files: Sequence[Path]) -> str:
-    """The cost estimate (gpu_inference.services.cost), imported lazily: deploy works without it."""
+    """The cost estimate of what was deployed (a failure here never fails the deploy)."""
+    from gpu_inference.domain.prices import load_price_book
+    from gpu_inference.domain.stack import load_stack
+    from gpu_inference.services.cost.estimate import estimate_cost
+
     try:
-        stack_mod = importlib.import_module("gpu_inference.domain.stack")
-        prices_mod = importlib.import_module("gpu_inference.domain.prices")
-        estimate_mod = importlib.import_module("gpu_inference.services.cost.estimate")
-    except ImportError as exc:
-        return f"cost estimate unavailable (gpu_inference.services.cost is not installed: {exc})"
-    try:
-        files = [p for p in [chart / "values.yaml", *values_files] if p.is_file()]
-        stack = stack_mod.load_stack(rendered_config, files)
-        prices = prices_mod.load_price_book(stack.region)
-        est = estimate_mod.estimate_cost(stack, prices)
-        lines = [f"cost estimate for {est.cluster} in {est.region} (prices as of {est.prices.as_of}):"]
-        lines += [
-            f"  {s.name:>8}: {s.gpu_nodes} GPU node(s), ${s.usd_per_hour:.2f}/h, "
-            f"${s.usd_per_month:,.0f}/month"
-            for s in est.scenarios
-        ]
-        return "\n".join(lines)
-    except (AttributeError, TypeError, ValueError, OSError, GpuInferenceError) as exc:
+        stack = load_stack(
+            rendered_config, chart if (chart / "values.yaml").is_file() else None, list(values_files)
+        )
+        est = estimate_cost(stack, load_price_book(stack.region))
+    except GpuInferenceError as exc:
         log.debug("cost estimate failed", exc_info=True)
         return (
             f"cost estimate unavailable ({exc}); run `gpu-inference cost estimate --config {rendered_config}`"
         )
+    lines = [f"cost estimate for {est.cluster} in {est.region} (prices as of {est.prices.as_of}):"]
+    lines += [
+        f"  {s.name:>8}: {s.gpu_nodes} GPU node(s), ${s.usd_per_hour:.2f}/h, ${s.usd_per_month:,.0f}/month"
+        for s in est.scenarios
+    ]
+    return "\n".join(lines)

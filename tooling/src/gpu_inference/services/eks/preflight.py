@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -292,37 +292,89 @@ def check_gpu_quota(ctx: PreflightContext) -> list[CheckResult]:
     return results
 
 
-def check_leftover_stacks(ctx: PreflightContext) -> CheckResult:
-    """A half-deleted cluster (stacks without a cluster) makes `eksctl create cluster` fail late."""
-    from gpu_inference.services.eks.audit import Auditor, describe_cluster
+#: Stack states eksctl cannot build on: the stack must be deleted before a create can succeed.
+BROKEN_STACK_STATES = frozenset(
+    {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
+)
+#: Managed node group states that will not heal by themselves.
+BROKEN_NODEGROUP_STATES = frozenset({"CREATE_FAILED", "DELETE_FAILED", "DEGRADED"})
 
-    try:
-        cluster = describe_cluster(ctx.clients, ctx.cfg.metadata.name)
-        stacks = Auditor(ctx.clients, ctx.cfg.metadata.name).cloudformation_stacks()
-    except AwsError as exc:
-        return CheckResult("existing cluster", False, exc.detail, exc.fix)
-    if cluster is not None:
-        status = cluster.get("status")
-        if status in ("DELETING", "FAILED"):
-            return CheckResult(
-                "existing cluster",
-                False,
-                f"cluster {ctx.cfg.metadata.name} is {status}",
-                "run `make destroy`, then deploy again",
+
+def _nodegroup_problems(ctx: PreflightContext) -> list[str]:
+    """Failed or degraded managed node groups of the existing cluster, with their health issues."""
+    eks = ctx.clients.client("eks")
+    name = ctx.cfg.metadata.name
+    with aws_call("eks:ListNodegroups"):
+        groups = eks.list_nodegroups(clusterName=name).get("nodegroups", [])
+    out = []
+    for ng in groups:
+        with aws_call("eks:DescribeNodegroup"):
+            desc = eks.describe_nodegroup(clusterName=name, nodegroupName=ng)["nodegroup"]
+        issues = (desc.get("health") or {}).get("issues") or []
+        if desc.get("status") in BROKEN_NODEGROUP_STATES or issues:
+            said = (
+                "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or "no health issues given"
             )
-        return CheckResult(
-            "existing cluster", True, f"cluster {ctx.cfg.metadata.name} exists ({status}): it will be reused"
+            out.append(f"node group {ng} is {desc.get('status')} ({said})")
+    return out
+
+
+def _existing_problem(
+    name: str,
+    region: str,
+    cluster: Mapping[str, Any] | None,
+    broken: list[str],
+    unhealthy: list[str],
+    stacks: list[str],
+) -> tuple[str, str] | None:
+    """(detail, fix) of what stops deploy from building on what exists, or None."""
+    if broken:
+        return (
+            f"eksctl stack(s) left by a failed run: {'; '.join(broken)} (eksctl cannot create them again)",
+            "run `make destroy` (or aws cloudformation delete-stack --region "
+            f"{region} --stack-name {broken[0].split(' ')[0]}), then deploy again",
         )
-    if stacks:
-        return CheckResult(
-            "existing cluster",
-            False,
-            f"no cluster, but eksctl stacks remain: {[s.id for s in stacks]}",
+    if cluster is not None and cluster.get("status") != "ACTIVE":
+        status = cluster.get("status")
+        return (
+            f"cluster {name} is {status}; only an ACTIVE cluster is reused",
+            f"wait: aws eks wait cluster-active --name {name} --region {region}"
+            if status in ("CREATING", "UPDATING")
+            else "run `make destroy`, then deploy again",
+        )
+    if unhealthy:
+        return (
+            f"cluster {name} is ACTIVE but {'; '.join(unhealthy)}",
+            f"eksctl delete nodegroup --cluster {name} --region {region} --name <group> (deploy then "
+            "creates it again), or `make destroy`",
+        )
+    if cluster is None and stacks:
+        return (
+            f"no cluster, but eksctl stacks remain: {stacks}",
             "run `make destroy` to remove the half-deleted cluster, then deploy again",
         )
-    return CheckResult(
-        "existing cluster", True, f"no cluster named {ctx.cfg.metadata.name}: it will be created"
-    )
+    return None
+
+
+def check_leftover_stacks(ctx: PreflightContext) -> CheckResult:
+    """Only an ACTIVE cluster with healthy node groups and no broken eksctl stacks is built on; a
+    half-deleted cluster (stacks without a cluster) makes `eksctl create cluster` fail late."""
+    from gpu_inference.services.eks.audit import Auditor, describe_cluster
+
+    name, region = ctx.cfg.metadata.name, ctx.cfg.metadata.region
+    try:
+        cluster = describe_cluster(ctx.clients, name)
+        stacks = Auditor(ctx.clients, name).cloudformation_stacks()
+        broken = [f"{s.id} is {s.detail}" for s in stacks if s.detail in BROKEN_STACK_STATES]
+        unhealthy = _nodegroup_problems(ctx) if cluster and cluster.get("status") == "ACTIVE" else []
+    except AwsError as exc:
+        return CheckResult("existing cluster", False, exc.detail, exc.fix)
+    problem = _existing_problem(name, region, cluster, broken, unhealthy, [s.id for s in stacks])
+    if problem is not None:
+        return CheckResult("existing cluster", False, *problem)
+    if cluster is not None:
+        return CheckResult("existing cluster", True, f"cluster {name} exists (ACTIVE): it will be reused")
+    return CheckResult("existing cluster", True, f"no cluster named {name}: it will be created")
 
 
 # --------------------------------------------------------------------------- chart
