@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,28 @@ def _mut_policy_doc(d: dict[str, Any]) -> None:
     d["iam"]["podIdentityAssociations"][1]["permissionPolicy"]["Statement"][0].pop("Effect")
 
 
+def _ebs(d: dict[str, Any]) -> dict[str, Any]:
+    return next(a for a in d["addons"] if a["name"] == "aws-ebs-csi-driver")
+
+
+def _mut_no_default_sc(d: dict[str, Any]) -> None:
+    values = json.loads(_ebs(d)["configurationValues"])
+    values.pop("defaultStorageClass")
+    _ebs(d)["configurationValues"] = json.dumps(values)
+
+
+def _mut_old_ebs_addon(d: dict[str, Any]) -> None:
+    _ebs(d)["version"] = "v1.30.0-eksbuild.1"
+
+
+def _mut_no_ebs_addon(d: dict[str, Any]) -> None:
+    d["addons"] = [a for a in d["addons"] if a["name"] != "aws-ebs-csi-driver"]
+
+
 MUTATIONS = [
+    (_mut_no_default_sc, "addons[4].configurationValues", "defaultStorageClass is not enabled"),
+    (_mut_old_ebs_addon, "addons[4].version", "cannot create a default StorageClass"),
+    (_mut_no_ebs_addon, "addons", "no StorageClass is the default"),
     (_mut_typo, "managedNodeGroups[1].propagateAsgTags", "unknown field"),
     (_mut_effect, "managedNodeGroups[1].taints[0].effect", "NoSchedule"),
     (_mut_ami, "managedNodeGroups[1].amiFamily", "AmazonLinux2023"),

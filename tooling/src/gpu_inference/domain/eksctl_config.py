@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -642,10 +643,69 @@ def _check_addons(cfg: ClusterConfig) -> list[Problem]:
                     f"set it to {cfg.metadata.name}",
                 )
             )
+    p.extend(_check_default_storage_class(cfg))
     names = [a.name for a in cfg.addons]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         p.append(Problem("addons", f"listed twice: {dupes}", "list each addon once"))
+    return p
+
+
+EBS_CSI_ADDON = "aws-ebs-csi-driver"
+#: EKS stopped marking gp2 as the default StorageClass in 1.30; the EBS CSI addon can create a
+#: default class from v1.31 (configurationValues defaultStorageClass.enabled).
+NO_DEFAULT_STORAGE_CLASS_SINCE = (1, 30)
+EBS_CSI_DEFAULT_CLASS_SINCE = (1, 31)
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    m = re.match(r"v?(\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _check_default_storage_class(cfg: ClusterConfig) -> list[Problem]:
+    """A PersistentVolumeClaim without storageClassName binds only if some class is the default."""
+    k8s = _minor(cfg.metadata.version)
+    if k8s is None or k8s < NO_DEFAULT_STORAGE_CLASS_SINCE:
+        return []
+    where = "addons"
+    addon = next((a for a in cfg.addons if a.name == EBS_CSI_ADDON), None)
+    if addon is None:
+        return [
+            Problem(
+                where,
+                f"no {EBS_CSI_ADDON} addon: on EKS >= 1.30 no StorageClass is the default, so PVCs stay "
+                "Pending",
+                f'add - name: {EBS_CSI_ADDON} with configurationValues \'{{"defaultStorageClass":'
+                '{"enabled":true}}\'',
+            )
+        ]
+    i = cfg.addons.index(addon)
+    p: list[Problem] = []
+    if addon.version and addon.version != "latest":
+        have = _minor(addon.version)
+        if have is not None and have < EBS_CSI_DEFAULT_CLASS_SINCE:
+            p.append(
+                Problem(
+                    f"addons[{i}].version",
+                    f"{addon.version} cannot create a default StorageClass (needs v1.31 or later)",
+                    "remove the version (EKS picks the default for the cluster) or pin v1.31+",
+                )
+            )
+    try:
+        values = json.loads(addon.configurationValues or "{}")
+    except json.JSONDecodeError:
+        return p  # reported by _check_addons
+    enabled = isinstance(values, dict) and (values.get("defaultStorageClass") or {}).get("enabled") is True
+    if not enabled:
+        p.append(
+            Problem(
+                f"addons[{i}].configurationValues",
+                "defaultStorageClass is not enabled: on EKS >= 1.30 no StorageClass is the default, so a PVC "
+                "without storageClassName stays Pending",
+                'add "defaultStorageClass":{"enabled":true} (the class\'s volumes get extraVolumeTags too)',
+            )
+        )
     return p
 
 

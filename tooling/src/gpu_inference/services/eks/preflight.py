@@ -322,6 +322,7 @@ def _nodegroup_problems(ctx: PreflightContext) -> list[str]:
 def _existing_problem(
     name: str,
     region: str,
+    *,
     cluster: Mapping[str, Any] | None,
     broken: list[str],
     unhealthy: list[str],
@@ -369,7 +370,9 @@ def check_leftover_stacks(ctx: PreflightContext) -> CheckResult:
         unhealthy = _nodegroup_problems(ctx) if cluster and cluster.get("status") == "ACTIVE" else []
     except AwsError as exc:
         return CheckResult("existing cluster", False, exc.detail, exc.fix)
-    problem = _existing_problem(name, region, cluster, broken, unhealthy, [s.id for s in stacks])
+    problem = _existing_problem(
+        name, region, cluster=cluster, broken=broken, unhealthy=unhealthy, stacks=[s.id for s in stacks]
+    )
     if problem is not None:
         return CheckResult("existing cluster", False, *problem)
     if cluster is not None:

@@ -202,7 +202,11 @@ class Destroyer:
         return result
 
     def delete_cluster(self) -> None:
-        self.eksctl.delete_cluster(cluster=self.opts.cluster, region=self.opts.region)
+        self.eksctl.delete_cluster(
+            cluster=self.opts.cluster,
+            region=self.opts.region,
+            on_line=lambda line: self.reporter.info(f"eksctl: {line}"),
+        )
 
     def plan(self, skipped: dict[str, str]) -> list[str]:
         o = self.opts
