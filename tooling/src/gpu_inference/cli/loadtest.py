@@ -159,13 +159,19 @@ class Progress:
 
     @staticmethod
     def cells(s: TimelineSample) -> list[str]:
-        lo = s.locust
+        lo, rq = s.locust, s.requests
+        if lo is not None:
+            users, rps = str(lo.users), f"{lo.rps:.1f}"
+            p95 = f"{lo.p95_ms:.0f}" if lo.p95_ms is not None else "-"
+        else:  # open loop: offered rate, and the TTFT p95 of the requests that finished since the last row
+            users, rps = "open", f"{s.demand_rps:.1f}" if s.demand_rps is not None else "-"
+            p95 = f"{rq.ttft_p95_ms:.0f}" if rq and rq.ttft_p95_ms is not None else "-"
         return [
             "before" if s.phase == "baseline" else f"{s.elapsed_s:.0f}s",
             s.phase,
-            str(lo.users) if lo else "-",
-            f"{lo.rps:.1f}" if lo else "-",
-            f"{lo.p95_ms:.0f}" if lo and lo.p95_ms is not None else "-",
+            users,
+            rps,
+            p95,
             f"{s.utilization:.0f}" if s.utilization is not None else "-",
             f"{s.hpa.current_replicas}->{s.hpa.desired_replicas}" if s.hpa else "-",
             str(s.workload.ready_replicas) if s.workload else "-",

@@ -6,7 +6,7 @@ Exit status: 0 verified, 1 not verified, 2 bad input.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,6 +37,7 @@ from gpu_inference.cli.options import (
     parse_duration,
 )
 from gpu_inference.domain.timeline import DEFAULT_METRIC
+from gpu_inference.errors import ConfigError
 
 
 def verify_scaleup(
@@ -92,6 +93,116 @@ def verify_scaleup(
             "--hpa-tolerance", min=0, max=0.99, help="The controller's tolerance (kube default 0.1)."
         ),
     ] = 0.1,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="open: Poisson arrivals at a rate shape, one record per request (SLO checks read them); "
+            "closed: locust users. auto: open for the openai API, closed otherwise.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = "auto",
+    rate_shape: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-shape",
+            help="Open-loop rate shape: constant, step, ramp, spike, diurnal, bursts, from-idle "
+            "(default: a step to --peak-factor x the measured capacity).",
+            rich_help_panel=VERDICT,
+        ),
+    ] = None,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rate",
+            help="Rate-shape parameter KEY=VALUE, e.g. peak_rate=20 (repeatable).",
+            rich_help_panel=VERDICT,
+        ),
+    ] = None,
+    peak_factor: Annotated[
+        float,
+        typer.Option(
+            "--peak-factor",
+            min=0.1,
+            help="Default step's peak as a multiple of the capacity.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = 1.7,
+    prompt_tokens: Annotated[
+        int, typer.Option("--prompt-tokens", min=1, help="Open-loop prompt length.", rich_help_panel=VERDICT)
+    ] = 128,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the open-loop arrivals.", rich_help_panel=VERDICT)
+    ] = 0,
+    capacity_rps: Annotated[
+        float | None,
+        typer.Option(
+            "--capacity-rps",
+            min=0.001,
+            help="Per-replica requests/s at the SLO, from a calibration.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="calibration.json of `gpu-inference calibrate` (capacity source).",
+            rich_help_panel=VERDICT,
+        ),
+    ] = None,
+    ready_within: Annotated[
+        str,
+        typer.Option(
+            "--ready-within",
+            help="Bound from each scale-up to all its replicas Ready.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = "2m",
+    max_reversals: Annotated[
+        float,
+        typer.Option("--max-reversals-per-10min", min=0, help="Flapping bound.", rich_help_panel=VERDICT),
+    ] = 2.0,
+    max_minutes_at_max: Annotated[
+        float,
+        typer.Option(
+            "--max-minutes-at-max",
+            min=0,
+            help="Minutes at maxReplicas with a metric over target.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = 3.0,
+    max_overprovision: Annotated[
+        float,
+        typer.Option(
+            "--max-overprovision",
+            min=1,
+            help="GPU-hours / the oracle's GPU-hours bound.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = 1.5,
+    skip_overprovision: Annotated[
+        bool,
+        typer.Option(
+            "--skip-overprovision", help="Don't judge GPU-hours against the oracle.", rich_help_panel=VERDICT
+        ),
+    ] = False,
+    slo_ttft_ms: Annotated[
+        float, typer.Option("--slo-ttft-ms", min=1, help="Per-request TTFT bound.", rich_help_panel=VERDICT)
+    ] = 2000.0,
+    slo_tpot_ms: Annotated[
+        float, typer.Option("--slo-tpot-ms", min=1, help="Per-request TPOT bound.", rich_help_panel=VERDICT)
+    ] = 200.0,
+    min_slo_attainment: Annotated[
+        float,
+        typer.Option(
+            "--min-slo-attainment",
+            min=0,
+            max=1,
+            help="Share of requests that must meet the SLO.",
+            rich_help_panel=VERDICT,
+        ),
+    ] = 0.95,
 ) -> None:
     """Load test that passes only if the stack scaled up (and back down) as designed."""
     args = dict(locals())
@@ -107,6 +218,7 @@ def verify_scaleup(
             skip_scale_down=skip_scale_down,
             hpa_tolerance=hpa_tolerance,
             settle_timeout_s=parse_duration(settle_timeout) or 0.0,
+            **verdict_options(args),
         )
         with Progress(f"verify-scaleup: {options.target.url}") as progress:
             report = run_verify_scaleup(options, on_sample=progress)
@@ -116,6 +228,59 @@ def verify_scaleup(
     typer.echo(f"{verdict}: {summary_line(report, out)}")
     if not report.passed:
         raise typer.Exit(code=1)
+
+
+VERDICT = "Verdict and open-loop load"
+
+
+def verdict_options(args: dict[str, Any]) -> dict[str, Any]:
+    """The open-loop and verdict-bound options (verify-scaleup and demo share them)."""
+    from gpu_inference.adapters.openloop import OpenLoopOptions
+    from gpu_inference.domain.rate_shapes import parse_rate_shape
+
+    mode = args["mode"]
+    if mode not in ("auto", "open", "closed"):
+        raise ConfigError("--mode", f"unknown mode '{mode}'", "use open, closed or auto")
+    if mode == "auto":
+        mode = "open" if args["api"] == "openai" else "closed"
+    if mode == "open" and args["api"] != "openai":
+        raise ConfigError(
+            "--mode open",
+            f"the open-loop client speaks the openai API, not {args['api']}",
+            "use --mode closed",
+        )
+    shape = None
+    if args["rate_shape"] is not None:
+        shape = parse_rate_shape(args["rate_shape"], list(args["rate"] or []), setting="--rate-shape/--rate")
+    elif args["rate"]:
+        raise ConfigError(
+            "--rate", "rate parameters without a rate shape", "add --rate-shape step (or another)"
+        )
+    return {
+        "mode": mode,
+        "rate_shape": shape,
+        "open_loop": OpenLoopOptions(
+            model=args["model"],
+            prompt_tokens=args["prompt_tokens"],
+            max_tokens=args["max_tokens"] or 64,
+            seed=args["seed"],
+            # The open-loop client must not be the bottleneck: a step past a few replicas' capacity keeps
+            # hundreds of streams open (rate x latency).
+            max_in_flight=1024,
+        ),
+        "peak_factor": args["peak_factor"],
+        "open_duration_s": parse_duration(args["duration"]) or 240.0,
+        "capacity_rps": args["capacity_rps"],
+        "calibration_file": args["calibration"],
+        "ready_within_s": parse_duration(args["ready_within"]) or 120.0,
+        "max_reversals_per_10min": args["max_reversals"],
+        "max_minutes_pinned_at_max": args["max_minutes_at_max"],
+        "max_overprovision": args["max_overprovision"],
+        "skip_overprovision": args["skip_overprovision"],
+        "slo_ttft_ms": args["slo_ttft_ms"],
+        "slo_tpot_ms": args["slo_tpot_ms"],
+        "min_slo_attainment": args["min_slo_attainment"],
+    }
 
 
 def register(app: typer.Typer) -> None:

@@ -36,10 +36,15 @@ from gpu_inference.adapters.locust import (
     read_final_stats,
 )
 from gpu_inference.adapters.locust_support import ENV_DURATION_S, ENV_PEAK_USERS, ENV_SPAWN_RATE
-from gpu_inference.adapters.openloop import OpenLoopOptions, OpenLoopSummary, run_open_loop
+from gpu_inference.adapters.openloop import (
+    PROFILE_HEADER,
+    OpenLoopOptions,
+    OpenLoopSummary,
+    run_open_loop,
+)
 from gpu_inference.adapters.prometheus import Prometheus
 from gpu_inference.domain.constants import SIMULATED_HEADER, SIMULATED_METRIC, SIMULATED_NODE_LABEL
-from gpu_inference.domain.rate_shapes import RateShape
+from gpu_inference.domain.rate_shapes import RateShape, StepRate
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo, percentile
 from gpu_inference.domain.timeline import (
     DEFAULT_METRIC,
@@ -59,6 +64,8 @@ from gpu_inference.errors import ConfigError, GpuInferenceError
 from gpu_inference.rendering.report_html import write_html
 from gpu_inference.services.cost.report import cost_for_report
 from gpu_inference.services.loadtest import shapes
+from gpu_inference.services.loadtest.calibrate import Calibration, CalibrationOptions
+from gpu_inference.services.loadtest.calibrate_sim import calibrate_simulated
 from gpu_inference.services.loadtest.sampler import Sampler
 
 log = logging.getLogger(__name__)
@@ -124,6 +131,14 @@ class VerifyOptions(LoadTestOptions):
     min_slo_attainment: float = Field(default=0.95, ge=0, le=1)
     #: Seconds the metric pipeline adds before the HPA sees a change (scrape, relist, query window).
     metric_lag_s: float = Field(default=60.0, ge=0)
+    #: With no capacity_rps: measure it first (simulated targets: a simulator replica beside the cluster).
+    calibrate: bool = True
+    #: A calibration.json from `gpu-inference calibrate` to take capacity_rps from.
+    calibration_file: Path | None = None
+    #: Open-loop mode with no rate shape: a step to this multiple of the measured capacity.
+    peak_factor: float = Field(default=1.7, gt=0)
+    #: Open-loop mode with no rate shape: the step's length (seconds).
+    open_duration_s: float = Field(default=240.0, gt=0)
     #: Before the load: wait this long for the HPA to read its metric and sit at its minimum.
     settle_timeout_s: float = Field(default=180.0, ge=0)
 
@@ -677,6 +692,107 @@ def run_loadtest(options: LoadTestOptions, on_sample: OnSample | None = None) ->
     return _run(options, verify=False, on_sample=on_sample)
 
 
+def calibration_options(o: VerifyOptions) -> CalibrationOptions:
+    """A quick climb for verify-scaleup: 10 s steps doubling from 1 req/s, then three finer steps."""
+    return CalibrationOptions(
+        start_rate=1.0,
+        growth=2.0,
+        step_s=10.0,
+        min_requests=20,
+        cooldown_s=2.0,
+        target_attainment=o.min_slo_attainment,
+        request=o.open_loop,
+        out_dir=o.out_dir / "calibration",
+    )
+
+
+def with_capacity(o: VerifyOptions) -> VerifyOptions:
+    """Fill in capacity_rps (from a calibration file, or measured now) and the default rate shape."""
+    update: dict[str, Any] = {}
+    if o.capacity_rps is None and o.calibration_file is not None:
+        cal = load_calibration(o.calibration_file)
+        update["capacity_rps"] = cal.capacity_rps
+        update["capacity_source"] = f", calibrated in {o.calibration_file}"
+    elif o.capacity_rps is None and o.calibrate and not o.skip_overprovision:
+        profile = simulator_profile_name(o.target)
+        if profile is None:
+            raise ConfigError(
+                "--capacity-rps",
+                "over-provisioning is judged against a measured per-replica capacity, and this target "
+                "is not the GPU simulator (whose replicas can be calibrated beside the cluster)",
+                "run `gpu-inference calibrate --target <one replica's URL>` and pass --calibration "
+                "FILE or --capacity-rps, or --skip-overprovision",
+            )
+        slo = Slo(ttft_s=o.slo_ttft_ms / 1000, tpot_s=o.slo_tpot_ms / 1000)
+        log.info(
+            "calibrating one SIMULATED %s replica at TTFT <= %gs, TPOT <= %gs",
+            profile,
+            slo.ttft_s,
+            slo.tpot_s,
+        )
+        cal = calibrate_simulated(profile, slo, calibration_options(o))
+        if cal.capacity_rps is not None:
+            # The doubling climb brackets the capacity within 2x; three finer steps narrow it to ~19 %.
+            fine = [round(cal.capacity_rps * f, 2) for f in (1.19, 1.41, 1.68)]
+            refine = calibration_options(o).model_copy(
+                update={"rates": [cal.capacity_rps, *fine], "out_dir": o.out_dir / "calibration-fine"}
+            )
+            cal = calibrate_simulated(profile, slo, refine)
+        log.info("calibration:\n%s", cal.table())
+        if cal.capacity_rps is None:
+            raise ConfigError("calibration", "no rate met the SLO", "relax --slo-ttft-ms/--slo-tpot-ms")
+        update["capacity_rps"] = cal.capacity_rps
+        update["capacity_source"] = f", SIMULATED replica calibrated in {o.out_dir / 'calibration-fine'}"
+    capacity = update.get("capacity_rps", o.capacity_rps)
+    if o.mode == "open" and o.rate_shape is None:
+        if capacity is None:
+            raise ConfigError(
+                "--rate-shape",
+                "no rate shape and no capacity to size one from",
+                "pass --rate-shape and --rate",
+            )
+        peak = round(o.peak_factor * capacity, 1)
+        update["rate_shape"] = StepRate(peak_rate=peak, duration_s=o.open_duration_s, steps=2)
+        log.info("open-loop load: a step to %.1f req/s (%.1fx the measured capacity)", peak, o.peak_factor)
+    return o.model_copy(update=update) if update else o
+
+
+def slo_s(slo: Slo) -> tuple[float, float]:
+    return slo.ttft_s, slo.tpot_s
+
+
+def simulator_profile_name(target: Target, timeout_s: float = 10.0) -> str | None:
+    """The GPU simulator's profile behind `target` (its X-GPU-Simulator header), or None for real GPUs."""
+    url = target.url + HEALTH_ROUTES[target.api]
+    try:
+        r = requests.get(url, timeout=timeout_s)
+    except requests.RequestException:
+        return None
+    if r.headers.get(SIMULATED_HEADER, "").lower() != "true":
+        return None
+    return r.headers.get(PROFILE_HEADER) or None
+
+
+def load_calibration(path: Path) -> Calibration:
+    """A calibration.json written by `gpu-inference calibrate`."""
+    if not path.is_file():
+        raise ConfigError(
+            "--calibration", f"{path} not found", "pass the calibration.json of a calibrate run"
+        )
+    try:
+        cal = Calibration.model_validate_json(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(
+            "--calibration", f"{path} is not a calibration.json: {exc}", "rerun calibrate"
+        ) from exc
+    if cal.capacity_rps is None:
+        raise ConfigError("--calibration", f"{path} found no rate that met the SLO", "calibrate again")
+    return cal
+
+
 def run_verify_scaleup(options: VerifyOptions, on_sample: OnSample | None = None) -> RunReport:
-    """A load test judged by the scale-up rules (gpu_inference.domain.verdict); report.passed is set."""
-    return _run(options, verify=True, on_sample=on_sample)
+    """A load test judged by the scale-up rules (gpu_inference.domain.verdict); report.passed is set.
+
+    Without a per-replica capacity it is measured first (see with_capacity).
+    """
+    return _run(with_capacity(options), verify=True, on_sample=on_sample)
