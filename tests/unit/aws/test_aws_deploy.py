@@ -120,10 +120,18 @@ class Setup:
             for i, z in enumerate("ab")
         ]
         self.quotas = {versions.QUOTA_ON_DEMAND_G_VT: 64.0, versions.QUOTA_SPOT_G_VT: 64.0}
+        self.network_quotas = {
+            versions.QUOTA_VPCS: 5.0,
+            versions.QUOTA_EIPS: 5.0,
+            versions.QUOTA_NAT_PER_AZ: 5.0,
+        }
+        self.eksctl_supports = ["1.33", "1.34", "1.35", "1.36"]
 
     def _eksctl(self, tool: str, args: list[str]) -> str | None:
         if args == ["version"]:
             return "0.215.0"
+        if args == ["version", "-o", "json"]:
+            return json.dumps({"Version": "0.215.0", "EKSServerSupportedVersions": self.eksctl_supports})
         self.events.append("eksctl " + " ".join(a for a in args[:2]))
         if args[:2] == ["create", "cluster"]:
             self.create_cluster()
@@ -151,6 +159,13 @@ class Setup:
                 {"Quota": {"QuotaCode": code, "Value": self.quotas[code]}},
                 {"ServiceCode": "ec2", "QuotaCode": code},
             )
+        if "gpu-inference" not in self.clients.client("eks").list_clusters()["clusters"]:
+            for (service, code, _), value in self.network_quotas.items():  # a new cluster's VPC, EIP, NAT
+                stub.add_response(
+                    "get_service_quota",
+                    {"Quota": {"QuotaCode": code, "Value": value}},
+                    {"ServiceCode": service, "QuotaCode": code},
+                )
         stub.activate()
         return stub
 
@@ -560,3 +575,47 @@ def test_a_deploy_records_what_destroy_and_verify_scaleup_need(setup: Setup, cap
         "--kubeconfig", state.kubeconfig, "-n", "gpu-inference", "port-forward",
         "svc/gpu-inference-prometheus", "9090:9090",
     ]  # fmt: skip
+
+
+def test_eksctl_that_cannot_create_the_version_fails_preflight(setup: Setup) -> None:
+    setup.eksctl_supports = ["1.33", "1.34", "1.35"]
+    setup.stub_quotas()
+    with pytest.raises(PreflightError, match=r"eksctl 0\.215\.0 cannot create Kubernetes 1\.36") as info:
+        setup.deployer().run()
+    assert "supports 1.33, 1.34, 1.35" in str(info.value)
+    assert "eksctl create" not in " ".join(setup.events)
+
+
+def test_running_g_instances_count_against_the_quota(setup: Setup) -> None:
+    """The gpu group can grow to 4 x g4dn.xlarge = 16 vCPUs; the quota is 20, but another workload's
+    g4dn.2xlarge already uses 8 of them. Before, 20 >= 16 passed and the scale-up failed at run time."""
+    ec2 = setup.clients.client("ec2")
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="g4dn.2xlarge")
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m6i.large")  # not G
+    setup.quotas[versions.QUOTA_ON_DEMAND_G_VT] = 20.0
+    setup.stub_quotas()
+    with pytest.raises(PreflightError, match="on-demand G vCPU quota") as info:
+        setup.deployer().run()
+    assert "20 vCPUs in us-east-1, 8 already used by 1 running G/VT instance(s) outside this cluster" in str(
+        info.value
+    )
+    assert "--desired-value 24" in str(info.value)
+
+
+def test_vpc_quota_full_fails_preflight_for_a_new_cluster(setup: Setup) -> None:
+    used = len(setup.clients.client("ec2").describe_vpcs()["Vpcs"])  # moto's default VPC and the test's
+    setup.network_quotas[versions.QUOTA_VPCS] = float(used)
+    setup.stub_quotas()
+    with pytest.raises(PreflightError, match="VPCs per Region quota") as info:
+        setup.deployer().run()
+    assert f"{used} in us-east-1, {used} in use, the new cluster needs 1" in str(info.value)
+    assert "--quota-code L-F678F1CE" in str(info.value)
+
+
+def test_elastic_ip_quota_counts_addresses_in_use(setup: Setup) -> None:
+    ec2 = setup.clients.client("ec2")
+    for _ in range(5):
+        ec2.allocate_address(Domain="vpc")
+    setup.stub_quotas()
+    with pytest.raises(PreflightError, match="EC2-VPC Elastic IPs quota: FAILED: 5 in us-east-1, 5 in use"):
+        setup.deployer().run()

@@ -61,6 +61,11 @@ KUBECTL_MAX_MINOR_SKEW = 1
 #: Service Quotas codes, in vCPUs per region.
 QUOTA_ON_DEMAND_G_VT = "L-DB2E81BA"  # Running On-Demand G and VT instances
 QUOTA_SPOT_G_VT = "L-3819A6DF"  # All G and VT Spot Instance Requests
+#: Network quotas a new cluster draws on (eksctl makes a VPC, and per NAT gateway an Elastic IP).
+#: (service code, quota code, what it counts)
+QUOTA_VPCS = ("vpc", "L-F678F1CE", "VPCs per Region")
+QUOTA_NAT_PER_AZ = ("vpc", "L-FE5A380F", "NAT gateways per Availability Zone")
+QUOTA_EIPS = ("ec2", "L-0263D0A3", "EC2-VPC Elastic IPs")
 
 #: The tag every resource of the stack carries (eksctl metadata.tags, EBS CSI extraVolumeTags,
 #: AWS Load Balancer Controller defaultTags). The audit searches by it and by the tags AWS and

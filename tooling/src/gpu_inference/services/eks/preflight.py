@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import botocore.exceptions
 
-from gpu_inference.adapters.aws import AwsClients, aws_call, error_code
+from gpu_inference.adapters.aws import AwsClients, aws_call, error_code, paginate
 from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl, parse_version
 from gpu_inference.domain import versions
 from gpu_inference.domain.eksctl_config import ClusterConfig, newest_standard_version
@@ -104,7 +105,22 @@ def check_eksctl(ctx: PreflightContext) -> CheckResult:
             f"version {'.'.join(map(str, v))} is older than {need}",
             f"upgrade eksctl to >= {need}",
         )
-    return CheckResult("eksctl", True, f"version {'.'.join(map(str, v))}")
+    version = ctx.cfg.metadata.version
+    try:
+        supported = ctx.eksctl.supported_kubernetes_versions()
+    except ToolFailedError as exc:
+        return CheckResult(
+            "eksctl", False, f"cannot read `eksctl version -o json`: {exc}", "upgrade or reinstall eksctl"
+        )
+    if version not in supported:
+        return CheckResult(
+            "eksctl",
+            False,
+            f"eksctl {'.'.join(map(str, v))} cannot create Kubernetes {version} (it supports "
+            f"{', '.join(supported)})",
+            f"upgrade eksctl, or use --kubernetes-version {supported[-1] if supported else '<supported>'}",
+        )
+    return CheckResult("eksctl", True, f"version {'.'.join(map(str, v))}, supports Kubernetes {version}")
 
 
 def check_helm(ctx: PreflightContext) -> CheckResult:
@@ -222,15 +238,47 @@ def check_kubernetes_version(ctx: PreflightContext) -> CheckResult:
     )
 
 
-def _quota(ctx: PreflightContext, code: str) -> float:
+def _quota(ctx: PreflightContext, code: str, service: str = "ec2") -> float:
     sq = ctx.clients.client("service-quotas")
     try:
-        return float(sq.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
+        return float(sq.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]["Value"])
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) != "NoSuchResourceException":
             raise
     # Never adjusted in this account: the AWS default applies.
-    return float(sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
+    return float(sq.get_aws_default_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]["Value"])
+
+
+#: Instance families the "G and VT" quotas count (g4dn, g5, g6e, gr6, vt1, ...).
+_G_VT = re.compile(r"^(g[a-z]*|vt)\d")
+
+
+def _running_g_vcpus(ctx: PreflightContext) -> dict[bool, tuple[int, int]]:
+    """vCPUs and count of running G/VT instances outside this cluster, by spot (True) or on-demand:
+    they draw on the same quota the node groups need."""
+    from gpu_inference.services.eks.audit import belongs_to
+
+    with aws_call("ec2:DescribeInstances"):
+        reservations = paginate(
+            ctx.clients.client("ec2"),
+            "describe_instances",
+            "Reservations",
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}],
+        )
+    instances = [
+        i
+        for r in reservations
+        for i in r.get("Instances", [])
+        if _G_VT.match(str(i.get("InstanceType", "")))
+        and not belongs_to({t["Key"]: t.get("Value", "") for t in i.get("Tags") or []}, ctx.cfg.metadata.name)
+    ]
+    vcpu = _vcpus(ctx, {i["InstanceType"] for i in instances}) if instances else {}
+    out: dict[bool, tuple[int, int]] = {False: (0, 0), True: (0, 0)}
+    for i in instances:
+        spot = i.get("InstanceLifecycle") == "spot"
+        used, n = out[spot]
+        out[spot] = (used + vcpu.get(i["InstanceType"], 0), n + 1)
+    return out
 
 
 def _vcpus(ctx: PreflightContext, instance_types: set[str]) -> dict[str, int]:
@@ -247,6 +295,10 @@ def check_gpu_quota(ctx: PreflightContext) -> list[CheckResult]:
     types = {t for ng in groups for t in ng.instance_types}
     try:
         vcpu = _vcpus(ctx, types)
+    except AwsError as exc:
+        return [CheckResult("G instance vCPU quota", False, exc.detail, exc.fix)]
+    try:
+        running = _running_g_vcpus(ctx)
     except AwsError as exc:
         return [CheckResult("G instance vCPU quota", False, exc.detail, exc.fix)]
     results = []
@@ -274,21 +326,27 @@ def check_gpu_quota(ctx: PreflightContext) -> list[CheckResult]:
                 )
             )
             continue
-        if have < need:
+        used, count = running[spot]
+        in_use = (
+            f", {used} already used by {count} running G/VT instance(s) outside this cluster" if count else ""
+        )
+        if have - used < need:
             results.append(
                 CheckResult(
                     name,
                     False,
-                    f"quota {code} ({label}) is {math.floor(have)} vCPUs in {ctx.cfg.metadata.region}, "
-                    f"the node groups can grow to {need} ({parts})",
+                    f"quota {code} ({label}) is {math.floor(have)} vCPUs in {ctx.cfg.metadata.region}"
+                    f"{in_use}, the node groups can grow to {need} ({parts})",
                     "request an increase: aws service-quotas request-service-quota-increase "
                     "--service-code ec2 "
-                    f"--quota-code {code} --desired-value {need} --region {ctx.cfg.metadata.region} "
-                    "(or lower maxSize)",
+                    f"--quota-code {code} --desired-value {need + used} --region {ctx.cfg.metadata.region} "
+                    "(or lower maxSize, or stop the other instances)",
                 )
             )
         else:
-            results.append(CheckResult(name, True, f"{math.floor(have)} vCPUs >= {need} needed ({parts})"))
+            results.append(
+                CheckResult(name, True, f"{math.floor(have)} vCPUs{in_use} >= {need} needed ({parts})")
+            )
     return results
 
 
@@ -355,6 +413,84 @@ def _existing_problem(
             "run `make destroy` to remove the half-deleted cluster, then deploy again",
         )
     return None
+
+
+def check_network_quotas(ctx: PreflightContext) -> list[CheckResult]:
+    """A new cluster needs a VPC, a NAT gateway per AZ it puts one in, and an Elastic IP per NAT
+    gateway (eksctl's VPC); count what the region already uses against each quota."""
+    if ctx.skip_quota:
+        return [CheckResult("network quotas", True, "skipped (--skip-quota-check)")]
+    from gpu_inference.services.eks.audit import describe_cluster
+
+    gateway = ctx.cfg.vpc.nat.gateway
+    azs = len(ctx.cfg.availabilityZones) or (2 if ctx.cfg.metadata.region == "us-east-1" else 3)
+    nats = {"Single": 1, "HighlyAvailable": azs, "Disable": 0}[gateway]
+    ec2 = ctx.clients.client("ec2")
+    try:
+        if describe_cluster(ctx.clients, ctx.cfg.metadata.name) is not None:
+            return [CheckResult("network quotas", True, "the cluster exists: no new VPC, NAT or Elastic IP")]
+        with aws_call("ec2:DescribeVpcs"):
+            vpcs = len(paginate(ec2, "describe_vpcs", "Vpcs"))
+        with aws_call("ec2:DescribeAddresses"):
+            eips = len(ec2.describe_addresses().get("Addresses", []))
+        with aws_call("ec2:DescribeNatGateways"):
+            live = [
+                n
+                for n in paginate(ec2, "describe_nat_gateways", "NatGateways")
+                if n.get("State") in ("pending", "available")
+            ]
+        subnets = sorted({n["SubnetId"] for n in live if n.get("SubnetId")})
+        az_of: dict[str, str] = {}
+        if subnets:
+            with aws_call("ec2:DescribeSubnets"):
+                az_of = {
+                    s["SubnetId"]: s["AvailabilityZone"]
+                    for s in ec2.describe_subnets(SubnetIds=subnets)["Subnets"]
+                }
+        per_az: dict[str, int] = {}
+        for n in live:
+            az = az_of.get(n.get("SubnetId", ""), "?")
+            per_az[az] = per_az.get(az, 0) + 1
+        busiest = max(per_az.values(), default=0)
+    except AwsError as exc:
+        return [CheckResult("network quotas", False, exc.detail, exc.fix)]
+    results = []
+    region = ctx.cfg.metadata.region
+    for (service, code, label), used, need in (
+        (versions.QUOTA_VPCS, vpcs, 1),
+        (versions.QUOTA_EIPS, eips, nats),
+        (versions.QUOTA_NAT_PER_AZ, busiest, 1 if nats else 0),
+    ):
+        name = f"{label} quota"
+        try:
+            with aws_call(f"servicequotas:GetServiceQuota {code}"):
+                have = _quota(ctx, code, service)
+        except AwsError as exc:
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    f"cannot read quota {code}: {exc.detail}",
+                    "allow servicequotas:GetServiceQuota, or check it in the console and pass "
+                    "--skip-quota-check",
+                )
+            )
+            continue
+        detail = f"{math.floor(have)} in {region}, {used} in use, the new cluster needs {need}"
+        if used + need > have:
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    detail,
+                    "free some (the audit of an old cluster lists its VPC, NAT and Elastic IPs) or request "
+                    "an increase: aws service-quotas request-service-quota-increase "
+                    f"--service-code {service} --quota-code {code} --desired-value {math.floor(used + need)} --region {region}",
+                )
+            )
+        else:
+            results.append(CheckResult(name, True, detail))
+    return results
 
 
 def check_leftover_stacks(ctx: PreflightContext) -> CheckResult:
@@ -431,6 +567,7 @@ def run_preflight(ctx: PreflightContext) -> list[CheckResult]:
         results.append(check_region(ctx))
         results.append(check_kubernetes_version(ctx))
         results.extend(check_gpu_quota(ctx))
+        results.extend(check_network_quotas(ctx))
         results.append(check_leftover_stacks(ctx))
     if results[1].ok:
         results.extend(check_chart(ctx))
