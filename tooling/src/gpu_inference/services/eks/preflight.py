@@ -485,7 +485,8 @@ def check_network_quotas(ctx: PreflightContext) -> list[CheckResult]:
                     detail,
                     "free some (the audit of an old cluster lists its VPC, NAT and Elastic IPs) or request "
                     "an increase: aws service-quotas request-service-quota-increase "
-                    f"--service-code {service} --quota-code {code} --desired-value {math.floor(used + need)} --region {region}",
+                    f"--service-code {service} --quota-code {code} "
+                    f"--desired-value {math.floor(used + need)} --region {region}",
                 )
             )
         else:
