@@ -18,7 +18,7 @@ from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
 from gpu_inference.domain.deployment_state import default_work_dir
 from gpu_inference.services.eks.deploy import Deployer, DeployOptions, DeployResult
-from gpu_inference.services.eks.progress import LogReporter, RichReporter
+from gpu_inference.services.eks.progress import LogReporter, Reporter, RichReporter
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +124,10 @@ def deploy(
     metrics_timeout: Annotated[
         int, typer.Option("--metrics-timeout", help="Seconds to wait for the custom metric on the HPA.")
     ] = 900,
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--work-dir",
-            help="Rendered config, kubeconfig and logs (default: ~/.local/state/gpu-inference/eks).",
-        ),
-    ] = None,
-    log_file: Annotated[
-        Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")
-    ] = None,
+    work_dir: WorkDirOpt = None,
+    log_file: LogFileOpt = None,
 ) -> None:
-    work = work_dir or default_work_dir()
-    log_path = log_file or work / f"deploy-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
-    _configure_logging(log_path)
-    reporter = RichReporter() if logging_setup.is_interactive() else LogReporter()
+    work, log_path, reporter = start_session("deploy", work_dir, log_file)
     try:
         with user_errors():
             chart = paths.chart_dir()
@@ -170,6 +159,27 @@ def deploy(
             _print(result, namespace, dry_run)
     finally:
         typer.echo(f"log: {log_path}", err=True)
+
+
+#: Options deploy and destroy share.
+WorkDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--work-dir",
+        help="Rendered config, kubeconfig, logs and the deploy record (default: "
+        "~/.local/state/gpu-inference/eks).",
+    ),
+]
+LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")]
+
+
+def start_session(command: str, work_dir: Path | None, log_file: Path | None) -> tuple[Path, Path, Reporter]:
+    """The work dir, a timestamped log file in it (console + file logging) and the step reporter."""
+    work = work_dir or default_work_dir()
+    log_path = log_file or work / f"{command}-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
+    _configure_logging(log_path)
+    reporter: Reporter = RichReporter() if logging_setup.is_interactive() else LogReporter()
+    return work, log_path, reporter
 
 
 def _configure_logging(log_path: Path) -> None:

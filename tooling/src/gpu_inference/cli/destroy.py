@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -13,19 +12,16 @@ from gpu_inference.adapters.aws import AwsClients
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
-from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
-from gpu_inference.cli.deploy import DEFAULT_CONFIG, _configure_logging
+from gpu_inference.cli.deploy import DEFAULT_CONFIG, LogFileOpt, WorkDirOpt, start_session
 from gpu_inference.domain import eksctl_config
 from gpu_inference.domain.deployment_state import (
     DeploymentState,
     check_target,
-    default_work_dir,
     load_state,
     save_state,
 )
 from gpu_inference.services.eks.audit import AuditReport, audit, caller_account
-from gpu_inference.services.eks.progress import LogReporter, RichReporter
 from gpu_inference.services.eks.teardown import Destroyer, DestroyOptions
 
 log = logging.getLogger(__name__)
@@ -103,18 +99,10 @@ def destroy(
             help="Skip steps 1-6 (cluster API unreachable or not open to this identity).",
         ),
     ] = False,
-    work_dir: Annotated[
-        Path | None,
-        typer.Option("--work-dir", help="kubeconfig and logs (default: ~/.local/state/gpu-inference/eks)."),
-    ] = None,
-    log_file: Annotated[
-        Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")
-    ] = None,
+    work_dir: WorkDirOpt = None,
+    log_file: LogFileOpt = None,
 ) -> None:
-    work = work_dir or default_work_dir()
-    log_path = log_file or work / f"destroy-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
-    _configure_logging(log_path)
-    reporter = RichReporter() if logging_setup.is_interactive() else LogReporter()
+    work, log_path, reporter = start_session("destroy", work_dir, log_file)
     report: AuditReport | None = None
     state: DeploymentState | None = None
     try:

@@ -27,7 +27,7 @@ from gpu_inference.domain.deployment_state import DeploymentState, PrometheusAcc
 from gpu_inference.errors import AwsError, GpuInferenceError, ToolFailedError, WaitTimeoutError
 from gpu_inference.services.eks import addons
 from gpu_inference.services.eks.audit import AuditReport, audit, describe_cluster
-from gpu_inference.services.eks.preflight import CheckResult, PreflightContext, run_preflight
+from gpu_inference.services.eks.preflight import ChartTool, CheckResult, PreflightContext, run_preflight
 from gpu_inference.services.eks.progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -36,23 +36,9 @@ CUSTOM_METRICS_PATH = "/apis/custom.metrics.k8s.io/v1beta2"
 SPOT_OVERLAY = "gpu-spot-nodegroup.yaml"
 
 
-class HelmTool(Protocol):
-    """What deploy/destroy need from gpu_inference.adapters.helm.Helm."""
-
-    def version(self) -> str: ...
-
-    def lint(self, chart: Path, *, values_files: Sequence[Path] = (), timeout_s: int = 120) -> None: ...
-
-    def template(
-        self,
-        release: str,
-        chart: Path,
-        *,
-        namespace: str,
-        values_files: Sequence[Path] = (),
-        set_values: Any = None,
-        timeout_s: int = 120,
-    ) -> list[dict[str, Any]]: ...
+class HelmTool(ChartTool, Protocol):
+    """What deploy/destroy need from gpu_inference.adapters.helm.Helm (preflight's lint/template, plus
+    install and uninstall)."""
 
     def upgrade_install(
         self,
