@@ -156,7 +156,7 @@ def deploy(
                 kubectl_version=lambda: Kubectl(None).client_version(),
                 reporter=reporter,
             ).run()
-            _print(result, namespace, dry_run)
+            _print(result, namespace, dry_run, profile)
     finally:
         typer.echo(f"log: {log_path}", err=True)
 
@@ -192,7 +192,7 @@ def _configure_logging(log_path: Path) -> None:
     logging_setup.configure(verbose=verbose, log_file=str(log_path))
 
 
-def _print(r: DeployResult, namespace: str, dry_run: bool) -> None:
+def _print(r: DeployResult, namespace: str, dry_run: bool, profile: str | None = None) -> None:
     echo = typer.echo
     for check in r.preflight:
         echo(f"preflight  {check}")
@@ -218,8 +218,9 @@ def _print(r: DeployResult, namespace: str, dry_run: bool) -> None:
     echo(r.cost_estimate)
     if r.state_file:
         echo(f"recorded:    {r.state_file} (destroy and verify-scaleup --eks read it)")
-    region = f" REGION={r.region}"
-    echo(f"remove everything with: make destroy{region} (or gpu-inference destroy --region {r.region})")
+    make_args = f" REGION={r.region}" + (f" PROFILE={profile}" if profile else "")
+    cli_args = f" --region {r.region}" + (f" --profile {profile}" if profile else "")
+    echo(f"remove everything with: make destroy{make_args} (or gpu-inference destroy{cli_args})")
 
 
 def register(app: typer.Typer) -> None:
