@@ -40,6 +40,10 @@ help: ## Show this help.
 tools: ## Build the pinned tools (helm, kwok, Kubernetes, etcd, Prometheus, prometheus-adapter) into the versioned cache; TOOLS_SOURCE=release downloads official binaries.
 	@hack/build-tools.sh
 
+.PHONY: keda
+keda: ## Build KEDA v2.21.0 (operator, metrics API server) for `local up --autoscaler keda` into its own cache; about 17 min cold, skips what is built.
+	@hack/keda/build.sh
+
 $(VENV)/.installed: tooling/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'pip==25.3'

@@ -70,7 +70,22 @@ def up(
         int, typer.Option(help="Loopback port of the inference API (the Service).")
     ] = 18000,
     prometheus_port: Annotated[int, typer.Option(help="Loopback port of Prometheus.")] = 19090,
-    adapter_port: Annotated[int, typer.Option(help="Loopback port of prometheus-adapter.")] = 16443,
+    adapter_port: Annotated[
+        int,
+        typer.Option(help="Loopback port of prometheus-adapter (of KEDA's metrics API server with keda)."),
+    ] = 16443,
+    autoscaler: Annotated[
+        str,
+        typer.Option(
+            "--autoscaler",
+            help="What scales the inference Deployment: hpa (the chart's HPA + prometheus-adapter) or keda "
+            "(the chart's KEDA ScaledObject; KEDA runs on the host; needs `make keda`).",
+            rich_help_panel=LOCAL,
+        ),
+    ] = "hpa",
+    keda_grpc_port: Annotated[
+        int, typer.Option(help="Loopback port of the KEDA operator's gRPC metrics service (with keda).")
+    ] = 19666,
 ) -> None:
     """Start the control plane, the simulated nodes, the chart (via helm) and the host processes."""
     from gpu_inference.services.local.cluster import LocalCluster
@@ -89,6 +104,8 @@ def up(
         front_door_port=front_door_port,
         prometheus_port=prometheus_port,
         adapter_port=adapter_port,
+        autoscaler=autoscaler,
+        keda_grpc_port=keda_grpc_port,
     )
     cluster = LocalCluster(cfg)
     ep = cluster.up()
@@ -96,6 +113,8 @@ def up(
     typer.echo(f"inference API:  {ep.front_door_url}  (SIMULATED GPUs, profile {cluster.cfg.profile})")
     typer.echo(f"prometheus:     {ep.prometheus_url}")
     typer.echo(f"settings:       {cluster.workdir / 'settings.json'}")
+    if cluster.cfg.autoscaler == "keda":
+        typer.echo(f"autoscaler:     KEDA (external metrics on 127.0.0.1:{cluster.cfg.adapter_port})")
     typer.echo(f"check the HPA:  kubectl --kubeconfig {ep.kubeconfig} -n {ep.namespace} get hpa")
 
 

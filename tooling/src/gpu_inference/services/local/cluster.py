@@ -29,7 +29,7 @@ from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kwokctl import Kwokctl
 from gpu_inference.domain.cluster_spec import load_cluster_spec
 from gpu_inference.errors import ConfigError, GpuInferenceError, ToolNotFoundError
-from gpu_inference.services.local import chartconfig, hostprocs, stages
+from gpu_inference.services.local import chartconfig, hostprocs, keda, stages
 from gpu_inference.services.local.config import LocalClusterConfig
 from gpu_inference.services.local.nodescaler import NodeGroupScaler
 
@@ -88,6 +88,14 @@ class LocalCluster:
     @property
     def kwokctl(self) -> Kwokctl:
         return Kwokctl(self.workdir / "kwok")
+
+    @property
+    def local_keda(self) -> keda.LocalKeda:
+        """KEDA's host processes and objects (autoscaler keda); its metrics server takes adapter_port."""
+        cfg = self.cfg
+        return keda.LocalKeda(
+            self.workdir, self.kubeconfig, metrics_port=cfg.adapter_port, grpc_port=cfg.keda_grpc_port
+        )
 
     # ---------------------------------------------------------------- info
     @property
@@ -189,12 +197,16 @@ class LocalCluster:
 
     def overlay_values(self) -> dict[str, Any]:
         """Values the local cluster sets from its settings on top of values-local.yaml."""
-        return {
+        values: dict[str, Any] = {
             "wiring": {"scrapeInterval": f"{self.cfg.scrape_interval_s}s"},
             "autoscaling": {
                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": self.cfg.scale_down_window_s}}
             },
         }
+        if self.cfg.autoscaler == "keda":
+            for key, more in keda.overlay_values(self.cfg.prometheus_port).items():
+                values[key] = {**values.get(key, {}), **more}
+        return values
 
     def values_files(self) -> list[Path]:
         """The -f files in helm's order: the local overlay, the cluster's settings, the user's files."""
@@ -370,6 +382,7 @@ class LocalCluster:
             ("--front-door-port", self.cfg.front_door_port),
             ("--prometheus-port", self.cfg.prometheus_port),
             ("--adapter-port", self.cfg.adapter_port),
+            *((("--keda-grpc-port", self.cfg.keda_grpc_port),) if self.cfg.autoscaler == "keda" else ()),
         )
         seen: dict[int, str] = {}
         for setting, port in ports:
@@ -387,6 +400,9 @@ class LocalCluster:
 
     def up(self) -> Endpoints:
         start = time.monotonic()
+        keda.check_engine(self.cfg.autoscaler, self.cfg.values_files, self.cfg.set_values)
+        if self.cfg.autoscaler == "keda":
+            keda.binaries()  # "KEDA is not built" before anything is created
         if not self.exists():
             self.check_ports()
         saved = LocalClusterConfig.saved(self.cfg.name)
@@ -403,13 +419,21 @@ class LocalCluster:
             self.create_control_plane()
             self.create_nodes()
             self.start_node_scaler()
+            if self.cfg.autoscaler == "keda":
+                self.local_keda.install_crds()  # the chart's ScaledObject needs them
             self.install_chart()
             self.resolve_profile()
             configs = self.host_configs()
             self.start_simulator(configs)
             self.start_prometheus(configs)
-            self.start_adapter(configs)
-            self.wait_for_custom_metric(timeout_s=120)
+            if self.cfg.autoscaler == "keda":
+                self.local_keda.start()  # after Prometheus: failed queries count towards fallback
+                self.local_keda.wait_scaling(
+                    self.cfg.namespace, f"app.kubernetes.io/instance={self.cfg.release}", timeout_s=120
+                )
+            else:
+                self.start_adapter(configs)
+                self.wait_for_custom_metric(timeout_s=120)
         except Exception:
             log.error("local up failed; logs are in %s", self.workdir / "logs")
             raise
@@ -465,7 +489,8 @@ class LocalCluster:
 
     def status(self) -> dict[str, Any]:
         """Processes, endpoints and the saved settings of this cluster."""
-        procs = {n: hostprocs.running(self.workdir, n) for n in PROCESSES}
+        names = (*PROCESSES, *keda.PROCESSES) if self.cfg.autoscaler == "keda" else PROCESSES
+        procs = {n: hostprocs.running(self.workdir, n) for n in names}
         saved = LocalClusterConfig.saved(self.cfg.name)
         return {
             "name": self.cfg.name,
@@ -479,7 +504,7 @@ class LocalCluster:
     # ---------------------------------------------------------------- down
     def down(self) -> None:
         """Stop every host process, delete the control plane, remove the work directory."""
-        stopped = hostprocs.stop_all(self.workdir)
+        stopped = [*self.local_keda.stop(), *hostprocs.stop_all(self.workdir)]  # KEDA's in order first
         if stopped:
             log.info("stopped %s", ", ".join(stopped))
         kwok_dir = self.workdir / "kwok" / "clusters" / self.cfg.name

@@ -37,6 +37,8 @@ FIX_OF = {
     "front_door_port": "pick a port in 1024-65535",
     "prometheus_port": "pick a port in 1024-65535",
     "adapter_port": "pick a port in 1024-65535",
+    "keda_grpc_port": "pick a port in 1024-65535",
+    "autoscaler": "use hpa (HPA + prometheus-adapter) or keda (KEDA ScaledObject; needs `make keda`)",
     "time_scale": "pass a number above 0 (e.g. --time-scale 10 runs the profile 10 times faster)",
     "values_files": "pass an existing YAML file",
     "set_values": "write KEY=VALUE, e.g. --set autoscaling.maxReplicas=4",
@@ -77,7 +79,13 @@ class LocalClusterConfig(BaseModel):
     #: Host ports (loopback only).
     front_door_port: int = Field(18000, ge=1024, le=65535)
     prometheus_port: int = Field(19090, ge=1024, le=65535)
+    #: prometheus-adapter's port, or KEDA's metrics API server's with autoscaler keda.
     adapter_port: int = Field(16443, ge=1024, le=65535)
+    #: What scales the inference Deployment: hpa (the chart's HPA + prometheus-adapter) or keda (the
+    #: chart's ScaledObject; KEDA's operator and metrics API server run as host processes).
+    autoscaler: str = Field("hpa", pattern=r"^(hpa|keda)$")
+    #: Loopback port of the KEDA operator's gRPC metrics service (autoscaler keda).
+    keda_grpc_port: int = Field(19666, ge=1024, le=65535)
     #: Timing overrides for the chart, so a local scale-up takes minutes, not tens of minutes.
     scrape_interval_s: int = Field(5, ge=1)
     scale_down_window_s: int = Field(60, ge=0, le=3600)
