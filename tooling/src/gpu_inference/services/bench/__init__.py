@@ -1,0 +1,1 @@
+"""The autoscaling benchmark on the local cluster (`gpu-inference bench`)."""
