@@ -2,7 +2,9 @@
 
 Finds resources by the tags that eksctl, EKS, the AWS cloud provider, the AWS Load Balancer
 Controller, the EBS CSI driver and the VPC CNI put on what they create, plus this project's own
-`gpu-inference.io/cluster` tag, and by eksctl's stack names. Read-only: it never deletes.
+`gpu-inference.io/cluster` tag, by eksctl's stack names, by the cluster's VPC and by EKS's log group
+names; then sweeps the Resource Groups Tagging API for anything else under the cluster's tags. Each
+kind is a row of CHECKS. Every report names the account it searched. Read-only: it never deletes.
 """
 
 from __future__ import annotations

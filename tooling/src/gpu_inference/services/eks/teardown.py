@@ -8,14 +8,17 @@ run; deleting the cluster first orphans them.
   2. helm uninstall the Cluster Autoscaler (nothing may scale while we tear down)
   3. delete every LoadBalancer Service and every Ingress, and wait until they are gone (their
      finalizers run until the cloud load balancer is deleted)
-  4. wait until AWS shows no load balancer / target group tagged for the cluster
+  4. wait until AWS shows no load balancer / target group tagged for the cluster, and none of the
+     security groups the load balancer controller made (they hold the VPC)
   5. delete every PersistentVolumeClaim and wait; then wait until the volumes are gone in AWS
   6. helm uninstall the AWS Load Balancer Controller (it was needed for step 3)
   7. eksctl delete cluster --wait
   8. audit by tag; non-zero exit if anything remains
 
 Every step is idempotent (absent releases and objects are fine), so re-running after a partial
-failure continues where it stopped. A cluster that no longer exists skips steps 1-6.
+failure continues where it stopped. A cluster that no longer exists skips steps 1-6; so does
+`skip_in_cluster` (the API is unreachable or refuses this identity: eksctl grants cluster-admin to
+the creating identity only), leaving what the controllers made to the audit's list.
 """
 
 from __future__ import annotations
