@@ -9,6 +9,13 @@ from gpu_inference.domain.prices import HOURS_PER_MONTH, PriceBook
 from gpu_inference.domain.stack import StackInputs
 
 
+def priced(name: str, quantity: float, unit: str, unit_usd: float, note: str = "") -> CostItem:
+    """One bill line: quantity x unit price."""
+    return CostItem(
+        name=name, quantity=quantity, unit=unit, unit_usd=unit_usd, cost_usd=quantity * unit_usd, note=note
+    )
+
+
 def overhead_items(stack: StackInputs, prices: PriceBook, lcu_per_hour: float) -> list[CostItem]:
     """What the stack costs per hour whatever the load: quantities and $ per hour.
 
@@ -16,57 +23,23 @@ def overhead_items(stack: StackInputs, prices: PriceBook, lcu_per_hour: float) -
     assumption), their public IPv4 addresses, and the chart's persistent volumes.
     """
     eks = prices.eks_extended_support_cluster_hour if stack.extended_support else prices.eks_cluster_hour
-    out = [CostItem(name="EKS control plane", quantity=1, unit="cluster", unit_usd=eks.usd, cost_usd=eks.usd)]
+    out = [priced("EKS control plane", 1, "cluster", eks.usd)]
     if stack.nat_gateways:
-        n = stack.nat_gateways
-        out.append(
-            CostItem(
-                name="NAT gateway",
-                quantity=n,
-                unit="gateway",
-                unit_usd=prices.nat_gateway_hour.usd,
-                cost_usd=n * prices.nat_gateway_hour.usd,
-            )
-        )
+        out.append(priced("NAT gateway", stack.nat_gateways, "gateway", prices.nat_gateway_hour.usd))
     if stack.load_balancer != "none":
         hour = {"alb": prices.alb_hour, "nlb": prices.nlb_hour, "clb": prices.clb_hour}[stack.load_balancer]
         lb = stack.load_balancer.upper()
-        out.append(CostItem(name=lb, quantity=1, unit="load balancer", unit_usd=hour.usd, cost_usd=hour.usd))
+        out.append(priced(lb, 1, "load balancer", hour.usd))
         if stack.load_balancer in ("alb", "nlb"):
             lcu = prices.alb_lcu_hour if stack.load_balancer == "alb" else prices.nlb_lcu_hour
-            out.append(
-                CostItem(
-                    name=f"{lb} capacity units",
-                    quantity=lcu_per_hour,
-                    unit="LCU",
-                    unit_usd=lcu.usd,
-                    cost_usd=lcu_per_hour * lcu.usd,
-                    note="assumed load",
-                )
-            )
+            out.append(priced(f"{lb} capacity units", lcu_per_hour, "LCU", lcu.usd, "assumed load"))
     ips = stack.nat_gateways + stack.load_balancer_public_ips
     if ips:
-        out.append(
-            CostItem(
-                name="public IPv4: NAT and load balancer",
-                quantity=ips,
-                unit="address",
-                unit_usd=prices.public_ipv4_hour.usd,
-                cost_usd=ips * prices.public_ipv4_hour.usd,
-            )
-        )
+        out.append(priced("public IPv4: NAT and load balancer", ips, "address", prices.public_ipv4_hour.usd))
     pvc = sum(g for _, g in stack.pvc_gib)
     if pvc:
         gb_hour = prices.ebs_gp3_gb_month.usd / HOURS_PER_MONTH
-        out.append(
-            CostItem(
-                name="EBS gp3: persistent volumes (chart)",
-                quantity=pvc,
-                unit="GiB",
-                unit_usd=gb_hour,
-                cost_usd=pvc * gb_hour,
-            )
-        )
+        out.append(priced("EBS gp3: persistent volumes (chart)", pvc, "GiB", gb_hour))
     return out
 
 
@@ -100,51 +73,27 @@ def usage_items(
     per hour) and for a run or window report (quantities are totals): node root volumes, node public
     IPv4, CLB data, NAT data (other traffic; image and model pulls), data transfer out."""
     clb_name, egress_name, note = _TRAFFIC_NAMES[traffic]
-    out: list[CostItem] = []
-    if per_hour:
-        gb_hour = prices.ebs_gp3_gb_month.usd / HOURS_PER_MONTH
-        out.append(
-            CostItem(
-                name="EBS gp3: node root volumes",
-                quantity=volume_gib_hours,
-                unit="GiB",
-                unit_usd=gb_hour,
-                cost_usd=volume_gib_hours * gb_hour,
-            )
-        )
-    else:
-        gib_months = volume_gib_hours / HOURS_PER_MONTH
-        out.append(
-            CostItem(
-                name="EBS gp3: node root volumes",
-                quantity=gib_months,
-                unit="GiB-months",
-                unit_usd=prices.ebs_gp3_gb_month.usd,
-                cost_usd=gib_months * prices.ebs_gp3_gb_month.usd,
-            )
-        )
+    gp3 = prices.ebs_gp3_gb_month.usd
+    out = [
+        priced("EBS gp3: node root volumes", volume_gib_hours, "GiB", gp3 / HOURS_PER_MONTH)
+        if per_hour
+        else priced("EBS gp3: node root volumes", volume_gib_hours / HOURS_PER_MONTH, "GiB-months", gp3)
+    ]
     if per_hour or public_node_hours:
         out.append(
-            CostItem(
-                name="public IPv4: nodes",
-                quantity=public_node_hours,
-                unit="address" if per_hour else "address-hours",
-                unit_usd=prices.public_ipv4_hour.usd,
-                cost_usd=public_node_hours * prices.public_ipv4_hour.usd,
-                note="nodes in public subnets (privateNetworking unset)" if per_hour else "",
+            priced(
+                "public IPv4: nodes",
+                public_node_hours,
+                "address" if per_hour else "address-hours",
+                prices.public_ipv4_hour.usd,
+                "nodes in public subnets (privateNetworking unset)" if per_hour else "",
             )
         )
     if stack.load_balancer == "clb":
-        out.append(_gb_item(clb_name, egress_gb, prices.clb_gb.usd, note))
+        out.append(priced(clb_name, egress_gb, "GB", prices.clb_gb.usd, note))
     if stack.nat_gateways and nat_other_gb is not None:
-        out.append(_gb_item("NAT gateway data processed", nat_other_gb, prices.nat_gateway_gb.usd, note))
+        out.append(priced("NAT gateway data processed", nat_other_gb, "GB", prices.nat_gateway_gb.usd, note))
     if stack.nat_gateways and nat_pull_gb is not None:
-        out.append(_gb_item(NAT_PULLS_ITEM, nat_pull_gb, prices.nat_gateway_gb.usd, pull_note))
-    out.append(_gb_item(egress_name, egress_gb, prices.data_transfer_out_gb.usd, note))
+        out.append(priced(NAT_PULLS_ITEM, nat_pull_gb, "GB", prices.nat_gateway_gb.usd, pull_note))
+    out.append(priced(egress_name, egress_gb, "GB", prices.data_transfer_out_gb.usd, note))
     return out
-
-
-def _gb_item(name: str, gb: float, usd_per_gb: float, note: str) -> CostItem:
-    return CostItem(
-        name=name, quantity=gb, unit="GB", unit_usd=usd_per_gb, cost_usd=gb * usd_per_gb, note=note
-    )
