@@ -272,3 +272,16 @@ def test_a_gpu_node_without_a_pod_is_idle_not_just_under_target(
     # nothing new appeared after the first sample: nothing pulled through the NAT
     assert c.nat_pull_gb == 0
     assert not any(i.cost_usd for i in c.items if i.name.endswith("image and model pulls"))
+
+
+def test_pull_sizes_given_price_the_runs_new_node_and_pod(stack: StackInputs, prices: PriceBook) -> None:
+    from gpu_inference.domain.cost_models import PullSizes
+
+    c = cost_from_timeline(
+        one_hour(), prices=prices, stack=stack, simulated=False, source="t", usage=USAGE,
+        utilization_target=80, pulls=PullSizes(image_gb=7.5, model_gb=16),
+    )  # fmt: skip
+    assert c.nat_pull_gb == pytest.approx(7.5 + 16)  # gpu-1 (image) and p1 (model) appear at 30 min
+    item = next(i for i in c.items if i.name == "NAT gateway data processed: image and model pulls")
+    assert item.cost_usd == pytest.approx(23.5 * 0.045)
+    assert item.note.startswith("1 new private GPU node(s) x 7.5 GB image + 1 new pod(s) x 16 GB model")

@@ -50,6 +50,13 @@ ConfigOpt = Annotated[
 ChartOpt = Annotated[
     Path | None, typer.Option("--chart", help="Chart directory (default: charts/gpu-inference).")
 ]
+ImageGbOpt = Annotated[
+    float | None,
+    typer.Option("--image-gb", min=0, help="GB of the inference image a new GPU node pulls (default 10)."),
+]
+ModelGbOpt = Annotated[
+    float | None, typer.Option("--model-gb", min=0, help="GB of the model a new pod downloads (default 3.1).")
+]
 ValuesOpt = Annotated[
     list[Path] | None, typer.Option("--values", "-f", help="Values files laid over the chart's (as helm -f).")
 ]
@@ -110,16 +117,8 @@ def estimate(
     extended_support: Annotated[
         bool, typer.Option("--extended-support", help="Price the control plane in EKS extended support.")
     ] = False,
-    image_gb: Annotated[
-        float | None,
-        typer.Option(
-            "--image-gb", min=0, help="GB of the inference image a new GPU node pulls (default 10)."
-        ),
-    ] = None,
-    model_gb: Annotated[
-        float | None,
-        typer.Option("--model-gb", min=0, help="GB of the model a new pod downloads (default 3.1)."),
-    ] = None,
+    image_gb: ImageGbOpt = None,
+    model_gb: ModelGbOpt = None,
     scale_cycles_per_day: Annotated[
         float,
         typer.Option(
@@ -222,6 +221,8 @@ def report(
     no_write: Annotated[
         bool, typer.Option("--no-write", help="With --run: don't write cost.* or update report.*")
     ] = False,
+    image_gb: ImageGbOpt = None,
+    model_gb: ModelGbOpt = None,
 ) -> None:
     """Node-hours, total, per 1k requests and per 1M tokens, idle GPU cost and the scale-down tail."""
     from gpu_inference.adapters.kube import ClusterReader
@@ -235,6 +236,7 @@ def report(
     with user_errors():
         stack = load_stack(config or eksctl_config(), _chart(chart), values or [])
         book = load_price_book(stack.region, prices)
+        pulls = _pull_sizes(PullSizesT(), image_gb, model_gb)
         if run is not None:
             cost = cost_report_from_run(
                 run,
@@ -242,6 +244,7 @@ def report(
                 stack=stack,
                 write=not no_write,
                 ca_unneeded_s=parse_duration(ca_unneeded) or 0.0,
+                pulls=pulls,
             )
         else:
             if local:
@@ -294,6 +297,7 @@ def report(
                     simulated=simulated,
                     utilization_target=util,
                     metric=metric,
+                    pulls=pulls,
                 )
             if cluster is not None:
                 cluster.close()

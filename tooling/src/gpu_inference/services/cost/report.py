@@ -383,7 +383,9 @@ def cost_for_report(
     stack: StackInputs | None = None,
     source: str = "",
     ca_unneeded_s: float = CA_SCALE_DOWN_UNNEEDED_S,
+    pulls: PullSizes | None = None,
 ) -> CostReport:
+    """Price a run's report (the timeline it recorded, its usage, its HPA's target and windows)."""
     stack = stack or default_stack()
     prices = prices or load_price_book(stack.region)
     hpa = report.hpa
@@ -398,6 +400,7 @@ def cost_for_report(
         load_stopped_at=report.run.load_stopped_at,
         scale_down_window_s=float(hpa.scale_down_stabilization_s) if hpa else 300.0,
         ca_unneeded_s=ca_unneeded_s,
+        pulls=pulls,
     )
 
 
@@ -408,6 +411,7 @@ def cost_report_from_run(
     stack: StackInputs | None = None,
     write: bool = True,
     ca_unneeded_s: float = CA_SCALE_DOWN_UNNEEDED_S,
+    pulls: PullSizes | None = None,
 ) -> CostReport:
     """Cost of a finished load test. With write=True: cost.json, cost.csv, and report.json/.html updated.
 
@@ -416,7 +420,7 @@ def cost_report_from_run(
     """
     report = load_report(run_dir)
     cost = cost_for_report(
-        report, prices=prices, stack=stack, source=f"run {run_dir}", ca_unneeded_s=ca_unneeded_s
+        report, prices=prices, stack=stack, source=f"run {run_dir}", ca_unneeded_s=ca_unneeded_s, pulls=pulls
     )
     if write:
         folder = run_dir if run_dir.is_dir() else run_dir.parent

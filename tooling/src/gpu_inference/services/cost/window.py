@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from gpu_inference.adapters.kube import ClusterReader
 from gpu_inference.adapters.prometheus import Prometheus, PrometheusError
-from gpu_inference.domain.cost_models import CostReport
+from gpu_inference.domain.cost_models import CostReport, PullSizes
 from gpu_inference.domain.prices import PriceBook
 from gpu_inference.domain.stack import StackInputs
 from gpu_inference.domain.timeline import DEFAULT_METRIC, NodeInfo, PodGpu, PodInfo, TimelineSample
@@ -143,7 +143,9 @@ def cost_report_from_window(
     simulated: bool,
     utilization_target: float,
     metric: str = DEFAULT_METRIC,
+    pulls: PullSizes | None = None,
 ) -> CostReport:
+    """Cost of [start, end] on a live cluster, from Prometheus history (see the module docstring)."""
     current = cluster.nodes() if cluster is not None else []
     samples, notes = timeline_from_prometheus(
         prom,
@@ -174,6 +176,7 @@ def cost_report_from_window(
         source=f"Prometheus {prom.url}, namespace {namespace}",
         usage=usage,
         utilization_target=utilization_target,
+        pulls=pulls,
     )
     report.notes = [*notes, *report.notes]
     return report
