@@ -119,15 +119,20 @@ def _scale_down_policies(down: Any) -> dict[str, Any]:
     return out
 
 
-def hpa_spec(hpa: Any, metric_name: str) -> HpaSpec:
-    """The HPA's scaling contract for `metric_name`. ConfigError when the HPA doesn't use it."""
+def hpa_spec(hpa: Any, metric_name: str | None) -> HpaSpec:
+    """The HPA's scaling contract for `metric_name` (None: its first metric).
+
+    ConfigError when the HPA doesn't use it.
+    """
     spec = hpa.spec
     where = f"HPA {hpa.metadata.namespace}/{hpa.metadata.name}"
     found = []
     for entry in spec.metrics or []:
         name, target, _ = _metric_of(entry)
         found.append(f"{entry.type}:{name}")
-        if name == metric_name and target is not None:
+        if metric_name is None and name is not None and target is not None:
+            metric_name = name
+        if name is not None and name == metric_name and target is not None:
             value = _quantity(target.average_value if target.average_value is not None else target.value)
             if value is None:
                 raise ConfigError(
@@ -234,7 +239,7 @@ class ClusterReader:
                 self.hpa_name, self.namespace, _request_timeout=self.timeout_s
             )
 
-    def hpa_spec(self, metric_name: str) -> HpaSpec:
+    def hpa_spec(self, metric_name: str | None) -> HpaSpec:
         try:
             hpa = self._hpa()
         except ClusterReadError as exc:

@@ -27,6 +27,9 @@ import math
 from collections.abc import Callable, Sequence
 
 from gpu_inference.domain.timeline import (
+    DEFAULT_METRIC as DEFAULT_METRIC_NAME,
+)
+from gpu_inference.domain.timeline import (
     METRIC_FAILURE_REASONS,
     Check,
     Criteria,
@@ -259,6 +262,14 @@ def _measure(lm: Landmarks, hpa: HpaSpec | None, load_stopped_at: float | None) 
         m.minutes_pinned_at_max = _pinned_minutes(lm, hpa)
     windows = [s.requests for s in lm.load if s.requests is not None]
     finished = sum(w.finished for w in windows)
+    if (
+        last_locust is None
+    ):  # open loop: the per-request records are the totals (requests that drain count too)
+        every = [s.requests for s in lm.samples if s.requests is not None]
+        m.total_requests = sum(w.finished for w in every)
+        m.total_failures = sum(w.errors for w in every)
+        if m.total_requests:
+            m.error_ratio = m.total_failures / m.total_requests
     if finished:
         m.slo_attainment = 1 - sum(w.slo_misses for w in windows) / finished
         m.ttft_p95_ms = max((w.ttft_p95_ms for w in windows if w.ttft_p95_ms is not None), default=None)
@@ -363,10 +374,21 @@ def _starts_at_minimum(lm: Landmarks, hpa: HpaSpec) -> Check:
 def _crossed_threshold(lm: Landmarks, hpa: HpaSpec, c: Criteria) -> Check:
     band = f"{lm.threshold or 0:g} (target {hpa.target_value:g} + {c.hpa_tolerance:.0%} HPA tolerance)"
     if lm.crossed is not None:
+        metric = lm.crossing_metric()
+        if metric is not None and metric != hpa.metric_name:
+            target = next(m.target for m in hpa.all_metrics() if m.name == metric)
+            return Check(
+                name="utilization_crossed_threshold",
+                passed=True,
+                detail=(
+                    f"{metric} passed {target * (1 + c.hpa_tolerance):g} (target {target:g} + "
+                    f"{c.hpa_tolerance:.0%} HPA tolerance) at {lm.crossed.elapsed_s:.0f}s"
+                ),
+            )
         return Check(
             name="utilization_crossed_threshold",
             passed=True,
-            detail=f"mean GPU utilization passed {band} at {lm.crossed.elapsed_s:.0f}s",
+            detail=f"mean {_signal_label(hpa)} passed {band} at {lm.crossed.elapsed_s:.0f}s",
         )
     peak = max((s.utilization for s in lm.load if s.utilization is not None), default=None)
     return Check(
@@ -553,27 +575,38 @@ def _new_replicas_ready(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
     )
 
 
+def _primary(s: TimelineSample, hpa: HpaSpec) -> float | None:
+    """The value of the HPA's first metric at one sample (Prometheus' GPU mean for the GPU metric)."""
+    value = s.hpa.metrics.get(hpa.metric_name) if s.hpa else None
+    return s.utilization if value is None and hpa.metric_name == DEFAULT_METRIC_NAME else value
+
+
+def _signal_label(hpa: HpaSpec) -> str:
+    return "GPU utilization" if hpa.metric_name == DEFAULT_METRIC_NAME else hpa.metric_name
+
+
 def _settled_below_target(lm: Landmarks, hpa: HpaSpec) -> Check:
     settled = None
     if lm.ready is not None and lm.initial is not None:
-        initial, ready_t, target = lm.initial, lm.ready.t, hpa.target_value
+        initial, ready_t = lm.initial, lm.ready.t
         settled = _first(
             lm.load,
             lambda s: (
                 s.t >= ready_t
-                and s.utilization is not None
-                and s.utilization < target
+                and bool(metric_ratios(s, hpa))
+                and all(r < 1 for r in metric_ratios(s, hpa).values())
                 and s.workload is not None
                 and s.workload.ready_replicas > initial
             ),
         )
     if settled is not None:
         ready = settled.workload.ready_replicas if settled.workload else "?"
+        label = "utilization" if hpa.metric_name == DEFAULT_METRIC_NAME else hpa.metric_name
         return Check(
             name="settled_below_target",
             passed=True,
             detail=(
-                f"at {ready} Ready replicas utilization fell to {_fmt(settled.utilization)} < target "
+                f"at {ready} Ready replicas {label} fell to {_fmt(_primary(settled, hpa))} < target "
                 f"{hpa.target_value:g} at {settled.elapsed_s:.0f}s"
             ),
         )

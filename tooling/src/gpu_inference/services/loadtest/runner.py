@@ -214,6 +214,23 @@ def request_window(batch: list[RequestRecord], slo: Slo) -> RequestWindow:
     )
 
 
+def merge_windows(a: RequestWindow | None, b: RequestWindow) -> RequestWindow:
+    """Two request windows as one (p95s: the worse of the two)."""
+    if a is None:
+        return b
+
+    def worse(x: float | None, y: float | None) -> float | None:
+        return max(v for v in (x, y) if v is not None) if x is not None or y is not None else None
+
+    return RequestWindow(
+        finished=a.finished + b.finished,
+        errors=a.errors + b.errors,
+        slo_misses=a.slo_misses + b.slo_misses,
+        ttft_p95_ms=worse(a.ttft_p95_ms, b.ttft_p95_ms),
+        tpot_p95_ms=worse(a.tpot_p95_ms, b.tpot_p95_ms),
+    )
+
+
 def simulator_profile(url: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
     """The GPU simulator's profile and parameters (GET /gpusim/profile), for the report."""
     try:
@@ -287,7 +304,13 @@ class _Run:
                 ) from exc
         if t.kubeconfig is not None and t.hpa_name:
             self.cluster = ClusterReader(t.kubeconfig, t.namespace, t.hpa_name, context=t.kube_context)
-            self.hpa = self.cluster.hpa_spec(self.o.metric)
+            try:
+                self.hpa = self.cluster.hpa_spec(self.o.metric)
+            except ConfigError:
+                if self.o.metric != DEFAULT_METRIC:
+                    raise
+                # The chart scales on the signals it is given (autoscaling.signals): judge those.
+                self.hpa = self.cluster.hpa_spec(None)
             log.info(
                 "HPA %s/%s scales %s %s on %s, target %g, %d..%d replicas, scale-down window %ds",
                 self.hpa.namespace,
@@ -392,6 +415,10 @@ class _Run:
         for s in samples:  # samples taken while draining are after the shape's end
             if s.phase == "load" and s.t > load_stopped:
                 s.phase = "tail"
+        rest = done.window(slo)  # requests that finished after the last sample: they belong to the load
+        last_load = next((s for s in reversed(samples) if s.phase == "load"), None)
+        if rest.finished and last_load is not None:
+            last_load.requests = merge_windows(last_load.requests, rest)
         if summary.simulated:
             self.evidence.append(f"{summary.stats.simulated_responses} responses carried {SIMULATED_HEADER}")
         if summary.cap_hit:

@@ -453,10 +453,26 @@ class LocalCluster:
             raise LocalClusterError(f"expected one HPA of release {self.cfg.release}, found {len(hpas)}")
         return str(hpas[0].metadata.name)
 
-    def custom_metric(self) -> dict[str, float]:
-        """GPU utilization per pod as the custom metrics API serves it to the HPA."""
+    def hpa_metric_names(self) -> list[str]:
+        """The Pods metrics the release's HPA scales on (what the adapter must serve)."""
+        hpas = (
+            client.AutoscalingV2Api(self._api())
+            .list_namespaced_horizontal_pod_autoscaler(
+                self.cfg.namespace, label_selector=f"app.kubernetes.io/instance={self.cfg.release}"
+            )
+            .items
+        )
+        return [
+            m.pods.metric.name
+            for h in hpas
+            for m in h.spec.metrics or []
+            if m.type == "Pods" and m.pods is not None and m.pods.metric is not None
+        ]
+
+    def custom_metric(self, metric: str = GPU_METRIC) -> dict[str, float]:
+        """One metric per pod (default: GPU utilization) as the custom metrics API serves it to the HPA."""
         api = self._api()
-        path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{self.cfg.namespace}/pods/*/{GPU_METRIC}"
+        path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{self.cfg.namespace}/pods/*/{metric}"
         try:
             resp = api.call_api(
                 path,
@@ -472,20 +488,26 @@ class LocalCluster:
             out[item["describedObject"]["name"]] = float(parse_quantity(item["value"]))
         return out
 
-    def wait_for_custom_metric(self, timeout_s: float) -> dict[str, float]:
+    def wait_for_custom_metric(self, timeout_s: float, metric: str | None = None) -> dict[str, float]:
+        """Wait until the custom metrics API serves `metric` (default: every metric the HPA scales on)."""
         deadline = time.monotonic() + timeout_s
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                values = self.custom_metric()
-                if values:
-                    return values
-            except LocalClusterError as exc:
-                last = exc
-            time.sleep(2)
-        raise LocalClusterError(
-            f"{GPU_METRIC} never reached the custom metrics API in {timeout_s:.0f}s ({last})"
-        )
+        names = [metric] if metric else (self.hpa_metric_names() or [GPU_METRIC])
+        values: dict[str, float] = {}
+        for name in names:
+            last: Exception | None = None
+            while True:
+                try:
+                    values = self.custom_metric(name)
+                    if values:
+                        break
+                except LocalClusterError as exc:
+                    last = exc
+                if time.monotonic() >= deadline:
+                    raise LocalClusterError(
+                        f"{name} never reached the custom metrics API in {timeout_s:.0f}s ({last})"
+                    )
+                time.sleep(2)
+        return values
 
     def status(self) -> dict[str, Any]:
         """Processes, endpoints and the saved settings of this cluster."""
