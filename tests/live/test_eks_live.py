@@ -1,8 +1,10 @@
 """Live: the real thing on AWS (billable, GPU quota needed). Skipped unless `pytest --live`.
 
-Deploys the cluster from eksctl/cluster.yaml with the public Ingress on, proves scale-up with
-verify-scaleup against the ALB, and always destroys everything, failing if the audit finds anything
-billable left. Needs AWS credentials, eksctl, and about 45 minutes; costs a few dollars.
+Deploys the cluster from eksctl/cluster.yaml, measures one replica's capacity (calibrate --eks),
+proves scale-up with verify-scaleup --eks (the deploy record gives the kubeconfig, namespace, HPA
+and Prometheus; the inference Service and Prometheus are port-forwarded to loopback), and always
+destroys everything, failing if the audit finds anything billable left. Needs AWS credentials,
+eksctl, and about 45 minutes; costs a few dollars.
 """
 
 from __future__ import annotations
@@ -17,11 +19,32 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "gpu_inference.cli.main"]
+CONFIG = "eksctl/cluster.yaml"
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(4 * 3600)]
 
 
-def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def live_commands(out: Path) -> dict[str, list[str]]:
+    """The CLI arguments the live test runs, in order (a unit test checks that each one parses)."""
+    calibration = out / "calibrate"
+    return {
+        "deploy": ["deploy", "--config", CONFIG],
+        "calibrate": ["calibrate", "--eks", "--out", str(calibration)],
+        "verify": [
+            "verify-scaleup",
+            "--eks",
+            "--calibration",
+            str(calibration / "calibration.json"),
+            "--ready-within",
+            "15m",
+            "--out",
+            str(out / "verify"),
+        ],
+        "destroy": ["destroy", "--config", CONFIG],
+    }
+
+
+def _cli(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args], cwd=ROOT, text=True, capture_output=True, timeout=timeout, check=False
     )
@@ -32,20 +55,14 @@ def test_deploy_verify_scaleup_destroy(tmp_path: Path) -> None:
         os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID")
     ):
         pytest.fail("live tests need eksctl on PATH and AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID)")
-    values = tmp_path / "ingress.yaml"
-    values.write_text("inference:\n  ingress:\n    enabled: true\n")
+    cmd = live_commands(tmp_path)
     try:
-        deployed = _cli("deploy", "--config", "eksctl/cluster.yaml", "-f", str(values), timeout=3600)
+        deployed = _cli(cmd["deploy"], timeout=3600)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-        endpoint = next(
-            line.split()[-1] for line in deployed.stdout.splitlines() if line.strip().startswith("endpoint:")
-        )
-        if not endpoint.startswith("http"):
-            endpoint = f"http://{endpoint}"
-        verified = _cli(
-            "verify-scaleup", "--target", endpoint, "--out", str(tmp_path / "verify"), timeout=3600
-        )
+        calibrated = _cli(cmd["calibrate"], timeout=1800)
+        assert calibrated.returncode == 0, calibrated.stdout + calibrated.stderr
+        verified = _cli(cmd["verify"], timeout=3600)
         assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
-        destroyed = _cli("destroy", "--config", "eksctl/cluster.yaml", timeout=3600)
+        destroyed = _cli(cmd["destroy"], timeout=3600)
         assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr

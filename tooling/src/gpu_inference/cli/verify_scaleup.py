@@ -5,6 +5,7 @@ Exit status: 0 verified, 1 not verified, 2 bad input.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,6 +94,20 @@ def verify_scaleup(
             "--hpa-tolerance", min=0, max=0.99, help="The controller's tolerance (kube default 0.1)."
         ),
     ] = 0.1,
+    eks: Annotated[
+        bool,
+        typer.Option(
+            "--eks",
+            help="Verify the stack `make deploy` created: kubeconfig, namespace, HPA and Prometheus from its "
+            "deploy record; the inference Service and Prometheus are port-forwarded to loopback.",
+        ),
+    ] = False,
+    cluster: Annotated[
+        str, typer.Option("--cluster", help="With --eks: the EKS cluster name (eksctl/cluster.yaml).")
+    ] = "gpu-inference",
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="With --eks: deploy's work dir (default: its default).")
+    ] = None,
     mode: Annotated[
         str,
         typer.Option(
@@ -208,9 +223,20 @@ def verify_scaleup(
     args = dict(locals())
     from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 
-    with user_errors():
+    with user_errors(), ExitStack() as stack:
+        if eks:
+            if local or target is not None:
+                raise ConfigError("--eks", "given with --local or --target", "use one of them")
+            from gpu_inference.domain.deployment_state import default_work_dir
+            from gpu_inference.services.eks.verify_target import eks_target
+
+            found = stack.enter_context(eks_target(cluster, work_dir or default_work_dir(), api))
+            shared = shared_options({**args, "target": found.url})
+            shared["target"] = found
+        else:
+            shared = shared_options(args)
         options = VerifyOptions(
-            **shared_options(args),
+            **shared,
             slo_p95_ms=slo_p95_ms,
             max_error_ratio=max_error_ratio,
             scale_up_within_s=parse_duration(scale_up_within) or 300.0,

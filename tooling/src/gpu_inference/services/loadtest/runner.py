@@ -336,13 +336,20 @@ class _Run:
             self.simulator = simulator_profile(o.target.url)
 
     def _recorder(
-        self, sampler: Sampler, samples: list[TimelineSample], on_sample: OnSample | None
+        self,
+        sampler: Sampler,
+        samples: list[TimelineSample],
+        on_sample: OnSample | None,
+        fill: Callable[[TimelineSample], None] | None = None,
     ) -> Callable[[Phase], TimelineSample]:
+        """record(phase): take a sample, let `fill` add what the load knows, keep and emit it."""
         timeline_path = self.o.out_dir / "timeline.jsonl"
         timeline_path.unlink(missing_ok=True)
 
         def record(phase: Phase) -> TimelineSample:
             s = sampler.sample(phase)
+            if fill is not None:
+                fill(s)
             samples.append(s)
             with timeline_path.open("a") as f:
                 f.write(s.model_dump_json() + "\n")
@@ -373,11 +380,18 @@ class _Run:
             tokens=None,
             metric=o.metric,
         )
-        record = self._recorder(sampler, samples, on_sample)
-        self._settle(record("baseline"), record)
         slo = Slo(ttft_s=self._slo_ttft_s(), tpot_s=self._slo_tpot_s())
         done = RecordsSince()
         result: dict[str, Any] = {}
+        started_load: dict[str, float] = {}
+
+        def fill(s: TimelineSample) -> None:
+            if s.phase == "load" and "t" in started_load:
+                s.demand_rps = shape.demand(s.t - started_load["t"])
+                s.requests = done.window(slo)
+
+        record = self._recorder(sampler, samples, on_sample, fill)
+        self._settle(record("baseline"), record)
 
         def drive() -> None:
             try:
@@ -394,6 +408,7 @@ class _Run:
 
         thread = threading.Thread(target=drive, name="open-loop", daemon=True)
         load_started = time.time()
+        started_load["t"] = load_started
         sampler.load_started_at = load_started
         for s in samples:
             s.elapsed_s = s.t - load_started
@@ -402,9 +417,7 @@ class _Run:
         cap = shape.run_duration_s + o.open_loop.drain_limit_s + STOP_GRACE_S
         while thread.is_alive() and time.time() - load_started < cap:
             if time.time() >= next_at:
-                s = record("load")
-                s.demand_rps = shape.demand(s.t - load_started)
-                s.requests = done.window(slo)
+                record("load")
                 next_at += o.interval_s
             time.sleep(min(0.5, max(0.05, next_at - time.time())))
         thread.join(timeout=o.open_loop.drain_limit_s + STOP_GRACE_S)

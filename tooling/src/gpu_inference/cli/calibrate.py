@@ -1,0 +1,88 @@
+"""`gpu-inference calibrate`: measure one replica's capacity (requests/s) at a per-request SLO.
+
+The figure the verdict's oracle divides demand by. Exit status: 0 measured, 2 bad input or no
+rate met the SLO.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpu_inference.cli.common import user_errors
+from gpu_inference.cli.options import LocalOpt, NameOpt
+from gpu_inference.errors import ConfigError
+
+
+def calibrate_command(
+    target: Annotated[
+        str | None, typer.Option("--target", help="URL of ONE replica (a pod or a port-forward to it).")
+    ] = None,
+    local: LocalOpt = False,
+    name: NameOpt = "gpu-inference",
+    eks: Annotated[
+        bool, typer.Option("--eks", help="One Ready inference pod of the stack `make deploy` created.")
+    ] = False,
+    cluster: Annotated[
+        str, typer.Option("--cluster", help="With --eks: the EKS cluster name.")
+    ] = "gpu-inference",
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="With --eks: deploy's work dir.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where calibration.json and the step records go.")
+    ] = Path("out/calibrate"),
+    slo_ttft_ms: Annotated[float, typer.Option("--slo-ttft-ms", min=1, help="TTFT bound.")] = 2000.0,
+    slo_tpot_ms: Annotated[float, typer.Option("--slo-tpot-ms", min=1, help="TPOT bound.")] = 200.0,
+    attainment: Annotated[
+        float, typer.Option("--attainment", min=0.01, max=1, help="Share of requests that must meet it.")
+    ] = 0.95,
+    step_s: Annotated[float, typer.Option("--step-s", min=1, help="Seconds per rate step.")] = 20.0,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="Prompt length.")] = 128,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Tokens per answer.")] = 64,
+) -> None:
+    """Open-loop steps of rising rate against one replica; prints the table and the capacity."""
+    from gpu_inference.adapters.openloop import OpenLoopOptions
+    from gpu_inference.domain.requests import Slo
+    from gpu_inference.services.loadtest.calibrate import CalibrationOptions, calibrate
+    from gpu_inference.services.loadtest.calibrate_sim import simulated_replica
+    from gpu_inference.services.loadtest.runner import simulator_profile_name
+
+    with user_errors(), ExitStack() as stack:
+        if sum([target is not None, local, eks]) != 1:
+            raise ConfigError(
+                "--target/--local/--eks", "give exactly one", "e.g. --local for the local cluster"
+            )
+        if local:
+            from gpu_inference.services import local as local_cluster
+
+            profile = simulator_profile_name(local_cluster.target(name))
+            if profile is None:
+                raise ConfigError(
+                    "--local", f"cluster {name} does not serve the GPU simulator", "use --target"
+                )
+            url = stack.enter_context(simulated_replica(profile))
+        elif eks:
+            from gpu_inference.domain.deployment_state import default_work_dir
+            from gpu_inference.services.eks.verify_target import one_replica
+
+            url = stack.enter_context(one_replica(cluster, work_dir or default_work_dir()))
+        else:
+            assert target is not None
+            url = target
+        options = CalibrationOptions(
+            step_s=step_s,
+            target_attainment=attainment,
+            request=OpenLoopOptions(prompt_tokens=prompt_tokens, max_tokens=max_tokens, max_in_flight=1024),
+            out_dir=out,
+        )
+        cal = calibrate(url, Slo(ttft_s=slo_ttft_ms / 1000, tpot_s=slo_tpot_ms / 1000), options)
+    typer.echo(cal.table())
+    typer.echo(f"calibration: {(out / 'calibration.json').resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate_command)
