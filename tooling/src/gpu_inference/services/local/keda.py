@@ -365,6 +365,7 @@ class LocalKeda:
         server reports the external metrics API Available. Start it once the triggers' Prometheus
         runs: every failed query counts towards the ScaledObject's fallback threshold."""
         bins = binaries()
+        self.stop()  # a second `local up`: the old pair, in order, before new certificates
         make_certs(self.certs.directory)
         log.info("starting keda-operator (gRPC 127.0.0.1:%d)", self.grpc_port)
         hostprocs.start(self.workdir, OPERATOR, str(bins[OPERATOR]), self.operator_args(), env=self.env())
