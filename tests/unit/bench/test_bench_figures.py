@@ -272,3 +272,22 @@ def test_cli_time_scale_under_the_floor_is_refused_before_any_cluster(tmp_path: 
     assert result.exit_code == 2
     assert "time_scale" in result.output
     assert "floor" in result.output
+
+
+def test_faithfulness_compares_medians_within_tolerance() -> None:
+    from gpu_inference.domain.bench import Faithfulness, faithfulness
+
+    def res(k: float, seed: int, decision: float, ratio: float) -> CellResult:
+        cell = Cell(shape="step", config="a", timing="fast", seed=seed, time_scale=k)
+        return CellResult(cell=cell, first_decision_s=decision, gpu_hours_ratio=ratio)
+
+    rows = aggregate([res(5, 1, 30, 1.0), res(5, 2, 35, 1.1), res(1, 1, 20, 1.0), res(1, 2, 60, 1.5)])
+    out = {r.figure: r for r in faithfulness(rows, Faithfulness(shape="step", config="a", time_scale=1), 5)}
+    d = out["first_decision_s"]
+    assert (d.compressed, d.reference, d.difference) == (32.5, 40, -7.5)
+    assert d.within is True
+    g = out["gpu_hours_ratio"]
+    assert g.within is False  # 1.05 against 1.25: 0.2 is over 0.15
+    assert out["slo_attainment"].within is None  # reported, not judged
+    md = bench_tables.faithfulness_table(list(out.values()), 5, 1)
+    assert "| gpu_hours_ratio | 1.05 | 1.25 | -0.2 | 0.15 | NO |" in md

@@ -54,7 +54,6 @@ def bench(
     started = time.monotonic()
     with user_errors():
         from gpu_inference.domain.bench import load_matrix, parse_matrix
-        from gpu_inference.rendering.bench_tables import markdown_table
         from gpu_inference.services.bench.run import BenchOptions, run_bench
 
         m = load_matrix(matrix)
@@ -72,7 +71,7 @@ def bench(
             ),
         )
     typer.echo("SIMULATED GPUs. Median over seeds (min-max); times in nominal seconds from the load step.")
-    typer.echo(markdown_table(result.rows))
+    typer.echo(result.outputs["markdown"].read_text())
     typer.echo(f"capacity per replica: {result.capacity_rps:g} req/s ({result.capacity_source})")
     for kind, path in result.outputs.items():
         typer.echo(f"{kind}: {path}")

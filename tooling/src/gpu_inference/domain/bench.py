@@ -125,8 +125,12 @@ class SloSpec(_Strict):
 
 
 class RequestSpec(_Strict):
+    """The requests of every cell (and of the calibration)."""
+
     prompt_tokens: int = Field(128, ge=1)
     max_tokens: int = Field(64, ge=1)
+    #: The client's in-flight cap: arrivals beyond it are dropped and count as errors.
+    max_in_flight: int = Field(1024, ge=1)
 
 
 class Faithfulness(_Strict):
@@ -705,3 +709,56 @@ def fmt_spread(s: Spread, fmt: str) -> str:
     if s.n == 1 or fmt.format(s.low) == fmt.format(s.high):
         return med
     return f"{med} ({fmt.format(s.low)}-{fmt.format(s.high)})"
+
+
+# ----------------------------------------------------------------------------- faithfulness
+#: Figures whose medians must agree between time scales, and by how much (absolute, nominal units).
+#: Times: one nominal HPA sync period (15 s) plus one nominal sample interval (5 s), the resolution
+#: both runs see a decision with. GPU-hours over the oracle: 0.15. SLO attainment and latencies are
+#: reported, not judged: a request's own service time is not compressed (the simulated GPU runs in
+#: real time), so at k > 1 an overload lasts k times fewer requests' worth of queueing.
+FAITHFUL_TOLERANCE: dict[str, float] = {
+    "first_decision_s": 20.0,
+    "ready_capacity_s": 20.0,
+    "gpu_hours_ratio": 0.15,
+}
+
+
+class FaithfulnessRow(BaseModel):
+    """One figure of the same cell at two time scales."""
+
+    figure: str
+    compressed: float | None
+    reference: float | None
+    difference: float | None
+    tolerance: float | None
+    within: bool | None
+
+
+def faithfulness(rows: Sequence[GroupRow], f: Faithfulness, time_scale: float) -> list[FaithfulnessRow]:
+    """Compare the medians of the faithfulness cell at the matrix's k and at f.time_scale."""
+
+    def find(k: float) -> GroupRow | None:
+        return next(
+            (
+                r
+                for r in rows
+                if (r.shape, r.config, r.timing, r.time_scale) == (f.shape, f.config, f.timing, k)
+            ),
+            None,
+        )
+
+    fast, ref = find(time_scale), find(f.time_scale)
+    out = []
+    for name, _, _ in FIGURES:
+        a = fast.figures[name].median if fast else None
+        b = ref.figures[name].median if ref else None
+        diff = None if a is None or b is None else a - b
+        tol = FAITHFUL_TOLERANCE.get(name)
+        within = None if diff is None or tol is None else abs(diff) <= tol
+        out.append(
+            FaithfulnessRow(
+                figure=name, compressed=a, reference=b, difference=diff, tolerance=tol, within=within
+            )
+        )
+    return out

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from gpu_inference.domain.bench import FIGURES, GroupRow, fmt_spread
+from gpu_inference.domain.bench import FIGURES, FaithfulnessRow, GroupRow, fmt_spread
 
 _KEYS = ("shape", "config", "timing", "k", "seeds")
 
@@ -55,3 +55,19 @@ def csv_table(rows: Sequence[GroupRow]) -> str:
 def json_table(rows: Sequence[GroupRow], meta: dict[str, Any]) -> str:
     """The rows with the run's configuration (meta) as one JSON document."""
     return json.dumps({**meta, "rows": [r.model_dump(mode="json") for r in rows]}, indent=2) + "\n"
+
+
+def faithfulness_table(rows: Sequence[FaithfulnessRow], k: float, reference_k: float) -> str:
+    """The faithfulness cell's medians at both time scales, their difference and the tolerance."""
+    head = f"| figure | k={k:g} | k={reference_k:g} | difference | tolerance | within |"
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+
+        def num(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.3g}"
+
+        verdict = "n/a" if r.within is None else ("yes" if r.within else "NO")
+        tol = "reported only" if r.tolerance is None else f"{r.tolerance:g}"
+        cells = [r.figure, num(r.compressed), num(r.reference), num(r.difference), tol, verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

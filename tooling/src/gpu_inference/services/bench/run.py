@@ -34,6 +34,7 @@ from gpu_inference.domain.bench import (
     aggregate,
     cell_figures,
     deep_merge,
+    faithfulness,
     scaled_timing_values,
 )
 from gpu_inference.domain.requests import RequestRecord
@@ -232,6 +233,7 @@ def run_cell(
                 seed=cell.seed,
                 prompt_tokens=matrix.request.prompt_tokens,
                 max_tokens=matrix.request.max_tokens,
+                max_in_flight=matrix.request.max_in_flight,
                 drain_s=10.0,
             ),
             capacity_rps=capacity_rps,
@@ -321,7 +323,17 @@ def run_bench(matrix: Matrix, opts: BenchOptions) -> BenchResult:
     }
     outputs["json"].write_text(bench_tables.json_table(rows, meta))
     outputs["csv"].write_text(bench_tables.csv_table(rows))
-    outputs["markdown"].write_text(bench_tables.markdown_table(rows))
+    markdown = bench_tables.markdown_table(rows)
+    if matrix.faithfulness is not None:
+        fa = matrix.faithfulness
+        faithful = faithfulness(rows, fa, matrix.time_scale)
+        meta["faithfulness"] = [r.model_dump() for r in faithful]
+        markdown += (
+            f"\nFaithfulness ({fa.shape} / {fa.config} / {fa.timing}, medians):\n\n"
+            + bench_tables.faithfulness_table(faithful, matrix.time_scale, fa.time_scale)
+        )
+        outputs["json"].write_text(bench_tables.json_table(rows, meta))
+    outputs["markdown"].write_text(markdown)
     bench_html.write_html(rows, results, meta, outputs["html"])
     (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return BenchResult(results, rows, wall, capacity, capacity_source, outputs)
