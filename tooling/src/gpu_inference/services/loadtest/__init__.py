@@ -1,8 +1,6 @@
-"""Load tests that prove scale-up: locust runs, a timeline sampler, verdict rules and reports.
-
-Kept import-light on purpose: locust subprocesses import gpu_inference.adapters.locust_support,
-and that must not pull in the Kubernetes client or matplotlib.
+"""Load runs that prove scale-up: open-loop or locust load, a timeline sampler, calibration, the verdict.
 
 The API the CLI and `make demo` use lives in gpu_inference.services.loadtest.runner:
-run_loadtest(options) and run_verify_scaleup(options), both returning a RunReport.
+run_loadtest(options) and run_verify_scaleup(options), both returning a RunReport. Kept import-light:
+locust subprocesses import gpu_inference.adapters.locust_support, which must not pull in this package.
 """
