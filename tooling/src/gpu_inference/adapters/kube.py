@@ -8,10 +8,11 @@ window are read from the HPA object itself, never assumed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -30,7 +31,7 @@ from gpu_inference.domain.timeline import (
     ScalePolicy,
     WorkloadStatus,
 )
-from gpu_inference.errors import ConfigError, GpuInferenceError
+from gpu_inference.errors import ConfigError, GpuInferenceError, WaitTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,49 @@ CAPACITY_TYPE_LABELS = ("eks.amazonaws.com/capacityType", "karpenter.sh/capacity
 
 class ClusterReadError(GpuInferenceError):
     """The Kubernetes API could not be read (one sample's worth: the sampler records it and goes on)."""
+
+
+T = TypeVar("T")
+
+
+def api_client(kubeconfig: Path | str, context: str | None = None, *, setting: str = "--kubeconfig") -> Any:
+    """The one way this package opens a Kubernetes API client; a bad kubeconfig is a ConfigError."""
+    path = Path(kubeconfig)
+    if not path.is_file():
+        raise ConfigError(setting, f"{path} not found", "pass the cluster's kubeconfig file")
+    try:
+        return config.new_client_from_config(config_file=str(path), context=context, persist_config=False)
+    except (config.ConfigException, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(setting, f"{path}: {exc}", "pass a valid kubeconfig (and context)") from exc
+
+
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    what: str,
+    fix: str,
+    interval_s: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Poll `check` until it returns something other than None (or False), or time out.
+
+    A GpuInferenceError raised by `check` counts as "not yet" and becomes the last state in the
+    WaitTimeoutError, which names `what` and `fix`.
+    """
+    deadline = clock() + timeout_s
+    last = "nothing yet"
+    while True:
+        try:
+            value = check()
+            if value is not None and value is not False:
+                return value
+        except GpuInferenceError as exc:
+            last = str(exc)
+        if clock() >= deadline:
+            raise WaitTimeoutError(what, timeout_s, last, fix)
+        sleep(interval_s)
 
 
 def _quantity(value: Any) -> float | None:
@@ -201,16 +245,7 @@ class ClusterReader:
         context: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        if not kubeconfig.is_file():
-            raise ConfigError("--kubeconfig", f"{kubeconfig} not found", "pass the cluster's kubeconfig file")
-        try:
-            self.api = config.new_client_from_config(
-                config_file=str(kubeconfig), context=context, persist_config=False
-            )
-        except config.ConfigException as exc:
-            raise ConfigError(
-                "--kubeconfig", f"{kubeconfig}: {exc}", "pass a valid kubeconfig (and --kube-context)"
-            ) from exc
+        self.api = api_client(kubeconfig, context)
         self.namespace = namespace
         self.hpa_name = hpa_name
         self.timeout_s = timeout_s

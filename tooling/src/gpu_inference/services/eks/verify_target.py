@@ -14,8 +14,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
+from gpu_inference.adapters.kube import api_client
 from gpu_inference.adapters.portforward import port_forward
 from gpu_inference.domain.deployment_state import DeploymentState, load_state, state_path
 from gpu_inference.domain.timeline import Target
@@ -52,7 +53,7 @@ def deployed_state(cluster: str, work_dir: Path) -> DeploymentState:
 
 def inference_service(state: DeploymentState) -> tuple[str, int]:
     """(name, port) of the release's inference Service, read from the cluster."""
-    api = config.new_client_from_config(config_file=state.kubeconfig, context=state.context)
+    api = api_client(state.kubeconfig, state.context, setting="--eks")
     try:
         services = client.CoreV1Api(api).list_namespaced_service(
             state.namespace,
@@ -91,7 +92,7 @@ def one_replica(cluster: str, work_dir: Path) -> Iterator[str]:
     """A port-forward to ONE Ready inference pod of the deployed stack (for calibration); yields its URL."""
     state = deployed_state(cluster, work_dir)
     name, port = inference_service(state)
-    api = config.new_client_from_config(config_file=state.kubeconfig, context=state.context)
+    api = api_client(state.kubeconfig, state.context, setting="--eks")
     try:
         core = client.CoreV1Api(api)
         svc = core.read_namespaced_service(name, state.namespace)

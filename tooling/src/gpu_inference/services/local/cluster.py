@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
 from gpu_inference import paths
 from gpu_inference.adapters.helm import Helm
+from gpu_inference.adapters.kube import api_client, wait_until
 from gpu_inference.adapters.kwokctl import Kwokctl
 from gpu_inference.domain.cluster_spec import load_cluster_spec
 from gpu_inference.errors import ConfigError, GpuInferenceError, ToolNotFoundError
@@ -79,6 +80,7 @@ class LocalCluster:
         self.cfg = cfg
         self.workdir = cfg.workdir
         self.kubeconfig = self.workdir / "kubeconfig"
+        self._client: client.ApiClient | None = None
 
     @classmethod
     def named(cls, name: str) -> LocalCluster:
@@ -112,7 +114,10 @@ class LocalCluster:
         return self.kubeconfig.is_file()
 
     def _api(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        """One API client per cluster object (opened on first use, after the control plane exists)."""
+        if self._client is None:
+            self._client = api_client(self.kubeconfig)
+        return self._client
 
     # ---------------------------------------------------------------- up
     def kwokctl_config(self) -> Path:
@@ -132,11 +137,18 @@ class LocalCluster:
             "kwok-controller=node-ip=127.0.0.1",
         ]
 
+    def _forget_client(self) -> None:
+        """A new (or removed) control plane: the next _api() opens a fresh client."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def create_control_plane(self) -> None:
         if self.exists():
             log.info("cluster %s already exists; reusing it", self.cfg.name)
             return
         cfg_file = self.kwokctl_config()
+        self._forget_client()
         log.info("starting control plane %s (kwokctl, binary runtime)", self.cfg.name)
         self.kwokctl.create_cluster(
             self.cfg.name, kubeconfig=self.kubeconfig, config_file=cfg_file, extra_args=self.extra_args()
@@ -490,23 +502,19 @@ class LocalCluster:
 
     def wait_for_custom_metric(self, timeout_s: float, metric: str | None = None) -> dict[str, float]:
         """Wait until the custom metrics API serves `metric` (default: every metric the HPA scales on)."""
-        deadline = time.monotonic() + timeout_s
         names = [metric] if metric else (self.hpa_metric_names() or [GPU_METRIC])
         values: dict[str, float] = {}
         for name in names:
-            last: Exception | None = None
-            while True:
-                try:
-                    values = self.custom_metric(name)
-                    if values:
-                        break
-                except LocalClusterError as exc:
-                    last = exc
-                if time.monotonic() >= deadline:
-                    raise LocalClusterError(
-                        f"{name} never reached the custom metrics API in {timeout_s:.0f}s ({last})"
-                    )
-                time.sleep(2)
+
+            def served(name: str = name) -> dict[str, float] | None:
+                return self.custom_metric(name) or None
+
+            values = wait_until(
+                served,
+                timeout_s=timeout_s,
+                what=f"{name} in the custom metrics API",
+                fix=f"see the adapter's log in {self.workdir / 'logs'}",
+            )
         return values
 
     def status(self) -> dict[str, Any]:
@@ -526,6 +534,7 @@ class LocalCluster:
     # ---------------------------------------------------------------- down
     def down(self) -> None:
         """Stop every host process, delete the control plane, remove the work directory."""
+        self._forget_client()
         stopped = [*self.local_keda.stop(), *hostprocs.stop_all(self.workdir)]  # KEDA's in order first
         if stopped:
             log.info("stopped %s", ", ".join(stopped))
