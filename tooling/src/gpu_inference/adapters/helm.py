@@ -1,4 +1,5 @@
-"""Helm adapter: pyhelm3 for releases, the helm binary (via process.run) for lint and template.
+"""Helm adapter: pyhelm3 for releases, values, status and version; the helm binary (via process.run)
+only for lint and for template with --set, which pyhelm3 does not cover.
 
 Every call has an explicit timeout; failures become ToolFailedError.
 """
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pyhelm3 import Client
+from pyhelm3.command import Command
 from pyhelm3.errors import Error as PyHelmError
 
 from gpu_inference.adapters import process
@@ -39,6 +41,15 @@ class Helm:
         self.binary = process.find_binary("helm")
         self.kubeconfig = kubeconfig
         self.kube_context = kube_context
+
+    def _command(self, timeout_s: int) -> Command:
+        """pyhelm3's low-level command runner (for the calls its Client does not wrap)."""
+        return Command(
+            executable=self.binary,
+            kubeconfig=self.kubeconfig,
+            kubecontext=self.kube_context,
+            default_timeout=f"{timeout_s}s",
+        )
 
     def _client(self, timeout_s: int) -> Client:
         return Client(
@@ -135,12 +146,14 @@ class Helm:
     def get_values(self, release: str, *, namespace: str, timeout_s: int = 60) -> dict[str, Any]:
         """The release's computed values (`helm get values --all`): chart defaults, subcharts'
         included, with every -f and --set applied."""
-        out = process.run(
-            "helm",
-            ["get", "values", release, "-n", namespace, "--all", "-o", "json", *self._kube_args()],
-            timeout=timeout_s,
+        data = (
+            self._run_async(
+                f"get values {release}",
+                self._command(timeout_s).get_values(release, computed=True, namespace=namespace),
+                timeout_s,
+            )
+            or {}
         )
-        data = yaml.safe_load(out.stdout) or {}
         if not isinstance(data, dict):
             raise ToolFailedError("helm", ["get", "values", release], 0, "the values are not a mapping")
         return data
@@ -158,12 +171,9 @@ class Helm:
 
     def status(self, release: str, *, namespace: str, timeout_s: int = 60) -> str:
         """The release status as helm reports it ('deployed', 'failed', ...)."""
-        out = process.run(
-            "helm",
-            ["status", release, "-n", namespace, "-o", "json", *self._kube_args()],
-            timeout=timeout_s,
+        data = self._run_async(
+            f"status {release}", self._command(timeout_s).status(release, namespace=namespace), timeout_s
         )
-        data = yaml.safe_load(out.stdout)
         return str(data["info"]["status"])
 
     def template(
@@ -192,4 +202,5 @@ class Helm:
         process.run("helm", args, timeout=timeout_s)
 
     def version(self) -> str:
-        return process.run("helm", ["version", "--short"], timeout=30).stdout.strip()
+        """The helm client's version, e.g. v3.22.0."""
+        return str(self._run_async("version", self._command(30).version(), 30)).strip()
