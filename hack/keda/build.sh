@@ -4,6 +4,7 @@
 # stripped), into a cache outside the checkout keyed by this folder's go.mod. A binary that is
 # already there is skipped. Prints the bin directory on its last line. Not part of the default
 # tool set: KEDA is optional and its operator alone takes about 17 minutes on 2 busy cores.
+# `make keda` runs this; `gpu-inference local up --autoscaler keda` runs what it built.
 #
 #   KEDA_CACHE   root of the cache (default: ~/.cache/gpu-inference/keda)
 #
