@@ -177,6 +177,24 @@ def _records(path: Path) -> list[RequestRecord]:
     return [RequestRecord.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+#: How long a cell waits for its host ports to be free (a port in the ephemeral range can be held for a
+#: while by some client's outgoing connection, or by the previous cell's sockets).
+PORT_WAIT_S = 120.0
+
+
+def _wait_for_ports(cluster: Any) -> None:
+    deadline = time.monotonic() + PORT_WAIT_S
+    while True:
+        try:
+            cluster.check_ports()
+            return
+        except ConfigError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.info("waiting for a host port: %s", exc.problem)
+            time.sleep(5)
+
+
 def run_cell(
     matrix: Matrix, cell: Cell, opts: BenchOptions, capacity_rps: float, usd_per_hour: float | None
 ) -> CellResult:
@@ -213,6 +231,7 @@ def run_cell(
     k = cell.time_scale
     cluster = LocalCluster(cfg)
     cluster.down()  # whatever an interrupted run left
+    _wait_for_ports(cluster)
     try:
         ep = cluster.up()
         target = Target(
