@@ -190,6 +190,7 @@ def test_eks_timing_gpu_node_ready_within_the_documented_range(
                 if name not in before and name not in measured and is_ready:
                     measured[name] = time.monotonic() - created
             time.sleep(0.25)
+        drawn = json.loads(local_cluster.node_scaler_status.read_text())["provision_delays_s"]
     finally:
         for p in probes:
             core.delete_namespaced_pod(p, ns, grace_period_seconds=0)
@@ -198,14 +199,19 @@ def test_eks_timing_gpu_node_ready_within_the_documented_range(
             workdir, "node-scaler", NODE_SCALER, local_cluster.node_scaler_args(), python_module=True
         )
     log.info(
-        "eks timing at time scale %g: GPU node Ready after %s s (documented %.1f-%.1f s, scan %.1f s)",
+        "eks timing at time scale %g: GPU node Ready after %s s, drawn delays %s s "
+        "(documented %.1f-%.1f s, scan %.1f s)",
         scale,
         sorted(round(v, 1) for v in measured.values()),
+        sorted(drawn),
         t.node_ready.low,
         t.node_ready.high,
         t.scan_interval_s,
     )
     assert len(measured) == len(probes), f"only {len(measured)} GPU node(s) became Ready: {measured}"
-    for seconds in measured.values():
-        # Lower bound: the drawn delay. Upper: plus one scan and the scheduler's first try.
+    assert len(drawn) == len(probes), drawn
+    assert all(t.node_ready.low <= d <= t.node_ready.high for d in drawn), drawn
+    for seconds, delay in zip(sorted(measured.values()), sorted(drawn), strict=True):
+        # At least the drawn delay; at most that plus one scan and the scheduler's first try.
+        assert delay - 0.5 <= seconds <= delay + t.scan_interval_s + 3, (seconds, delay)
         assert t.node_ready.low - 0.5 <= seconds <= t.node_ready.high + t.scan_interval_s + 3, seconds
