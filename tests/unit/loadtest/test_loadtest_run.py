@@ -207,6 +207,8 @@ def test_verify_scaleup_cli_exits_1_when_the_hpa_never_scales(
             "--duration", "4s", "--peak-users", "2", "--interval", "1", "--skip-scale-down",
             "--out", str(out),
             "--max-tokens", "4",
+            # locust's closed loop (its users and shape), judged against a given per-replica capacity
+            "--mode", "closed", "--capacity-rps", "5",
         ],
     )  # fmt: skip
     assert result.exit_code == 1, result.output

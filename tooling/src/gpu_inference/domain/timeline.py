@@ -264,13 +264,12 @@ class Check(BaseModel):
     detail: str
 
 
-class Criteria(BaseModel):
+class Bounds(BaseModel):
     """The bounds a verify-scaleup run is judged against (docs/loadtest.md lists each with its reason)."""
 
-    slo_p95_ms: float = Field(gt=0)
-    max_error_ratio: float = Field(ge=0, le=1)
-    scale_up_within_s: float = Field(gt=0)
-    scale_down_within_s: float | None = Field(default=None, gt=0)
+    slo_p95_ms: float = Field(default=5000.0, gt=0)
+    max_error_ratio: float = Field(default=0.01, ge=0, le=1)
+    scale_up_within_s: float = Field(default=300.0, gt=0)
     skip_scale_down: bool = False
     hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
     #: Each scale-up's new replicas must all be Ready within this many seconds.
@@ -290,6 +289,16 @@ class Criteria(BaseModel):
     slo_ttft_ms: float = Field(default=2000.0, gt=0)
     slo_tpot_ms: float = Field(default=200.0, gt=0)
     min_slo_attainment: float = Field(default=0.95, ge=0, le=1)
+
+    def bounds(self) -> dict[str, object]:
+        """These fields and their values (to carry them from the options into Criteria)."""
+        return {k: getattr(self, k) for k in Bounds.model_fields}
+
+
+class Criteria(Bounds):
+    """The bounds of one judged run, with the scale-down bound resolved (given, or from the HPA)."""
+
+    scale_down_within_s: float | None = Field(default=None, gt=0)
 
 
 class ShapeInfo(BaseModel):

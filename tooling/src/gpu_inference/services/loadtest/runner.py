@@ -48,6 +48,7 @@ from gpu_inference.domain.rate_shapes import RateShape, StepRate
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo, percentile
 from gpu_inference.domain.timeline import (
     DEFAULT_METRIC,
+    Bounds,
     Criteria,
     HpaSpec,
     NodeInfo,
@@ -111,24 +112,12 @@ class LoadTestOptions(BaseModel):
         return v.resolve()
 
 
-class VerifyOptions(LoadTestOptions):
-    slo_p95_ms: float = Field(default=5000.0, gt=0)
-    max_error_ratio: float = Field(default=0.01, ge=0, le=1)
-    scale_up_within_s: float = Field(default=300.0, gt=0)
+class VerifyOptions(LoadTestOptions, Bounds):
+    """A load test judged by the verdict: the run's options and the bounds (domain.timeline.Bounds)."""
+
     scale_down_within_s: float | None = Field(default=None, gt=0)
-    skip_scale_down: bool = False
-    hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
-    #: Bounds that fail bad autoscalers (defaults and reasons: domain.timeline.Criteria, docs/loadtest.md).
-    ready_within_s: float = Field(default=120.0, gt=0)
-    max_reversals_per_10min: float = Field(default=2.0, ge=0)
-    max_minutes_pinned_at_max: float = Field(default=3.0, ge=0)
-    max_overprovision: float = Field(default=1.5, ge=1)
-    capacity_rps: float | None = Field(default=None, gt=0)
-    capacity_source: str = ""
-    skip_overprovision: bool = False
-    slo_ttft_ms: float = Field(default=2000.0, gt=0)
-    slo_tpot_ms: float = Field(default=200.0, gt=0)
-    min_slo_attainment: float = Field(default=0.95, ge=0, le=1)
+    #: Before the load: wait this long for the HPA to read its metric and sit at its minimum.
+    settle_timeout_s: float = Field(default=180.0, ge=0)
     #: Seconds the metric pipeline adds before the HPA sees a change (scrape, relist, query window).
     metric_lag_s: float = Field(default=60.0, ge=0)
     #: With no capacity_rps: measure it first (simulated targets: a simulator replica beside the cluster).
@@ -139,8 +128,6 @@ class VerifyOptions(LoadTestOptions):
     peak_factor: float = Field(default=1.7, gt=0)
     #: Open-loop mode with no rate shape: the step's length (seconds).
     open_duration_s: float = Field(default=240.0, gt=0)
-    #: Before the load: wait this long for the HPA to read its metric and sit at its minimum.
-    settle_timeout_s: float = Field(default=180.0, ge=0)
 
 
 def _shape_env(o: LoadTestOptions) -> dict[str, str]:
@@ -649,22 +636,8 @@ class _Run:
         )
         if isinstance(o, VerifyOptions) and self.hpa is not None:
             criteria = Criteria(
-                slo_p95_ms=o.slo_p95_ms,
-                max_error_ratio=o.max_error_ratio,
-                scale_up_within_s=o.scale_up_within_s,
+                **o.bounds(),
                 scale_down_within_s=None if o.skip_scale_down else self._tail_bound(self.peak),
-                skip_scale_down=o.skip_scale_down,
-                hpa_tolerance=o.hpa_tolerance,
-                ready_within_s=o.ready_within_s,
-                max_reversals_per_10min=o.max_reversals_per_10min,
-                max_minutes_pinned_at_max=o.max_minutes_pinned_at_max,
-                max_overprovision=o.max_overprovision,
-                capacity_rps=o.capacity_rps,
-                capacity_source=o.capacity_source,
-                skip_overprovision=o.skip_overprovision,
-                slo_ttft_ms=o.slo_ttft_ms,
-                slo_tpot_ms=o.slo_tpot_ms,
-                min_slo_attainment=o.min_slo_attainment,
             )
             m, checks = evaluate(samples, self.hpa, criteria, load_stopped)
             report = RunReport(
