@@ -291,3 +291,27 @@ def test_faithfulness_compares_medians_within_tolerance() -> None:
     assert out["slo_attainment"].within is None  # reported, not judged
     md = bench_tables.faithfulness_table(list(out.values()), 5, 1)
     assert "| gpu_hours_ratio | 1.05 | 1.25 | -0.2 | 0.15 | NO |" in md
+
+
+def test_a_cell_waits_for_its_ports_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpu_inference.errors import ConfigError
+    from gpu_inference.services.bench import run
+
+    monkeypatch.setattr(run.time, "sleep", lambda _s: None)
+
+    class Busy:
+        def __init__(self, busy_for: int) -> None:
+            self.calls = 0
+            self.busy_for = busy_for
+
+        def check_ports(self) -> None:
+            self.calls += 1
+            if self.calls <= self.busy_for:
+                raise ConfigError("--front-door-port", "127.0.0.1:38000 is already in use", "wait")
+
+    freed = Busy(2)
+    run._wait_for_ports(freed)
+    assert freed.calls == 3
+    monkeypatch.setattr(run, "PORT_WAIT_S", 0.0)
+    with pytest.raises(ConfigError, match="already in use"):
+        run._wait_for_ports(Busy(10**6))
