@@ -84,7 +84,7 @@ test-integration: setup ## Only the local-cluster integration tests.
 ##@ Local cluster (no GPU, no Docker, no cloud; GPUs are simulated)
 .PHONY: local-up
 local-up: setup ## Start the local cluster and install the chart.
-	$(CLI) local up --name $(CLUSTER_NAME)
+	$(CLI) local up --name $(CLUSTER_NAME) $(foreach f,$(VALUES),--values $(f)) $(foreach s,$(SET),--set $(s))
 
 .PHONY: local-down
 local-down: ## Stop the local cluster and remove everything it left.
