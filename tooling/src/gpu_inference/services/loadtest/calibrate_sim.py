@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import multiprocessing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 
 from gpu_inference.domain.requests import Slo
 from gpu_inference.errors import ConfigError
@@ -26,22 +27,10 @@ from gpu_inference.services.loadtest.calibrate import Calibration, CalibrationOp
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def simulated_replica(profile: str, model_name: str = "sim/model") -> Iterator[str]:
-    """One replica of the GPU simulator on 127.0.0.1 (a free port) for the block; yields its URL."""
-    try:
-        kind = ProfileKind(profile)
-    except ValueError:
-        raise ConfigError(
-            "simulator profile",
-            f"unknown profile '{profile}'",
-            f"use one of {', '.join(k.value for k in ProfileKind)}",
-        ) from None
+def _serve(profile: str, model_name: str, conn: Connection) -> None:
+    """Child process: one simulator replica on 127.0.0.1; sends its URL, serves until told to stop."""
+    kind = ProfileKind(profile)
     prof = DEFAULT_PROFILES[kind]
-    ready = threading.Event()
-    stop: dict[str, asyncio.Event] = {}
-    address: dict[str, str] = {}
-    failure: dict[str, BaseException] = {}
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -56,38 +45,62 @@ def simulated_replica(profile: str, model_name: str = "sim/model") -> Iterator[s
         )
         listener = Listener(make_replica_app(replica), "127.0.0.1", 0)
         await listener.start()
-        stop["event"] = asyncio.Event()
-        address["url"] = f"http://{listener.address}"
-        ready.set()
+        conn.send(f"http://{listener.address}")
         try:
-            await stop["event"].wait()
+            # The parent closes its end (or exits): recv then fails and the replica stops.
+            await loop.run_in_executor(None, _wait_closed, conn)
         finally:
             runner.close()
             await listener.stop()
 
-    loop = asyncio.new_event_loop()
+    asyncio.run(serve())
 
-    def main() -> None:
-        try:
-            loop.run_until_complete(serve())
-        except BaseException as exc:  # reported to the caller
-            failure["error"] = exc
-            ready.set()
-        finally:
-            loop.close()
 
-    thread = threading.Thread(target=main, name="calibration-replica", daemon=True)
-    thread.start()
-    if not ready.wait(30) or "error" in failure:
-        raise ConfigError(
-            "calibration", f"the simulated replica did not start: {failure.get('error')}", "see the log"
-        )
-    log.info("calibration replica (SIMULATED, profile %s) at %s", profile, address["url"])
+def _wait_closed(conn: Connection) -> None:
     try:
-        yield address["url"]
+        conn.recv()
+    except EOFError:
+        return
+
+
+@contextmanager
+def simulated_replica(profile: str, model_name: str = "sim/model") -> Iterator[str]:
+    """One replica of the GPU simulator on 127.0.0.1 (a free port) for the block; yields its URL.
+
+    It runs in a process of its own, as each pod's replica does in the local cluster, so the load
+    client does not share an interpreter (and its lock) with the server it measures.
+    """
+    try:
+        ProfileKind(profile)
+    except ValueError:
+        known = ", ".join(k.value for k in ProfileKind)
+        raise ConfigError(
+            "simulator profile", f"unknown profile '{profile}'", f"use one of {known}"
+        ) from None
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=_serve, args=(profile, model_name, child), name="calibration-replica", daemon=True
+    )
+    proc.start()
+    child.close()
+    try:
+        try:
+            if not parent.poll(60):
+                raise EOFError("no answer in 60 s")
+            url = str(parent.recv())
+        except EOFError as exc:
+            raise ConfigError(
+                "calibration", f"the simulated replica did not start ({exc or 'it exited'})", "see the log"
+            ) from None
+        log.info("calibration replica (SIMULATED, profile %s) at %s, pid %s", profile, url, proc.pid)
+        yield url
     finally:
-        loop.call_soon_threadsafe(stop["event"].set)
-        thread.join(timeout=10)
+        parent.close()
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5)
 
 
 def calibrate_simulated(profile: str, slo: Slo, options: CalibrationOptions) -> Calibration:
