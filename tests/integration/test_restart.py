@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from kubernetes import client
 
+from gpu_inference.services.local.cluster import LocalCluster
 from gpu_inference.services.local.config import LocalClusterConfig
 
 pytestmark = pytest.mark.timeout(600)
@@ -42,13 +45,32 @@ def _time_wait_ports() -> set[int]:
     return ports
 
 
-def test_up_right_after_down_on_the_same_ports() -> None:
-    up = ["local", "up", "--name", NAME, "--profile", "classic"]
+def _hpa_bounds() -> tuple[int, int]:
+    cluster = LocalCluster.named(NAME)
+    hpas = client.AutoscalingV2Api(cluster._api()).list_namespaced_horizontal_pod_autoscaler(
+        cluster.cfg.namespace
+    )
+    h = hpas.items[0]
+    return int(h.spec.min_replicas), int(h.spec.max_replicas)
+
+
+def test_up_right_after_down_on_the_same_ports(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("autoscaling:\n  minReplicas: 1\n  maxReplicas: 2\n")
+    up = ["local", "up", "--name", NAME, "--profile", "auto", "--values", str(values)]
+    up += ["--set", "autoscaling.maxReplicas=3"]
     for flag, port in PORTS.items():
         up += [flag, str(port)]
     try:
         first = _cli(*up)
         assert first.returncode == 0, first.stderr[-3000:]
+        # The user's file and --set went over the overlay as helm merges them (--set last).
+        assert _hpa_bounds() == (1, 3)
+        saved = LocalClusterConfig.saved(NAME)
+        assert saved is not None
+        assert saved.values_files == (values.resolve(),)
+        assert saved.set_values == ("autoscaling.maxReplicas=3",)
+        assert saved.profile == "llm", "auto did not follow the chart's vllm preset"
         # Traffic on the metric path, so the servers hold connections when they stop.
         status = _cli("local", "status", "--name", NAME, timeout=60)
         assert status.returncode == 0
