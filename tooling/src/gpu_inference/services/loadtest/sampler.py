@@ -77,6 +77,7 @@ class Sampler:
         s = TimelineSample(t=t, elapsed_s=t - self.load_started_at, phase=phase)
         if self.stats is not None:
             s.locust = _quiet_if_tail(at_or_before(self.stats.read(), t), phase)
+            s.demand_rps = closed_loop_demand(s)
         if self.tokens is not None:
             s.tokens = at_or_before(self.tokens.read(), t)
         s.gpu = self._gpu(errors)
@@ -109,5 +110,13 @@ class Sampler:
         for s in samples:
             if stats:
                 s.locust = _quiet_if_tail(at_or_before(stats, s.t), s.phase)
+                s.demand_rps = closed_loop_demand(s)
             if tokens:
                 s.tokens = at_or_before(tokens, s.t)
+
+
+def closed_loop_demand(s: TimelineSample) -> float | None:
+    """A closed loop has no offered rate of its own: its users' request rate is the demand they made."""
+    if s.locust is None:
+        return None
+    return s.locust.rps if s.phase == "load" else 0.0
