@@ -25,10 +25,9 @@ everyone's inter-token latency grows while it prefills.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
-from gpu_inference.gpusim.core import DutyHistory, Finished, Window
+from gpu_inference.gpusim.core import EngineState, Finished
 from gpu_inference.gpusim.params import TESLA_T4, GpuSpec, Profile, ProfileKind
 
 
@@ -60,7 +59,7 @@ class _Step:
     activity: float
 
 
-class BatchEngine:
+class BatchEngine(EngineState[_Req]):
     """vLLM V1-style continuous batching on one GPU (see the module docstring)."""
 
     #: tokens appear only at step ends, which are engine events
@@ -69,38 +68,14 @@ class BatchEngine:
     def __init__(self, profile: Profile, now: float, gpu: GpuSpec = TESLA_T4) -> None:
         if profile.kind is not ProfileKind.LLM:
             raise ValueError("BatchEngine needs an llm profile")
-        profile.validate(gpu)
-        self.profile = profile
-        self.kv_capacity = profile.kv_capacity_tokens(gpu)
+        super().__init__(profile, now, gpu)
         self.total_blocks = self.kv_capacity // profile.block_size
         self._free_blocks = self.total_blocks
-        self._t = now
-        self._waiting: deque[_Req] = deque()
-        self._running: list[_Req] = []
-        self._by_id: dict[str, _Req] = {}
         self._step: _Step | None = None
-        self._finished: list[Finished] = []
-        self._history = DutyHistory()
-        self._win_start = now
-        self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
         self._preemptions = 0
-        self._prompt_total = 0
-        self._gen_total = 0
         self.steps = 0
 
     # -- observers -------------------------------------------------------------------------
-
-    @property
-    def now(self) -> float:
-        return self._t
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
     @property
     def used_blocks(self) -> int:
@@ -116,14 +91,6 @@ class BatchEngine:
         return self._preemptions
 
     @property
-    def prompt_tokens_total(self) -> int:
-        return self._prompt_total
-
-    @property
-    def generation_tokens_total(self) -> int:
-        return self._gen_total
-
-    @property
     def step_running(self) -> bool:
         return self._step is not None
 
@@ -134,23 +101,11 @@ class BatchEngine:
         """End of the step in progress (None when idle)."""
         return self._step.end if self._step is not None else None
 
-    def token_times(self, rid: str) -> list[float]:
-        req = self._by_id.get(rid)
-        return list(req.token_times) if req is not None else []
-
-    def tokens_out(self, rid: str) -> int:
-        req = self._by_id.get(rid)
-        return len(req.token_times) if req is not None else 0
-
-    def duty_over(self, start: float, end: float) -> float:
-        return self._history.share(start, end)
-
     # -- commands --------------------------------------------------------------------------
 
     def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None:
         """Queue a request at `now`; it joins the next step. ValueError if it can never run."""
-        if rid in self._by_id:
-            raise ValueError(f"duplicate request id {rid}")
+        self._check_new(rid)
         if prompt_tokens < 1 or completion_tokens < 1:
             raise ValueError("need prompt_tokens >= 1 and completion_tokens >= 1")
         need = prompt_tokens + completion_tokens
@@ -176,25 +131,6 @@ class BatchEngine:
             req.is_running = False
         self._free(req)
         return True
-
-    def pop_finished(self) -> list[Finished]:
-        done, self._finished = self._finished, []
-        return done
-
-    def take_window(self, now: float) -> Window:
-        self.advance(now)
-        win = Window(
-            start=self._win_start,
-            end=self._t,
-            busy_s=self._busy,
-            activity_s=self._activity,
-            dynamic_mib_s=self._mem,
-            running_s=self._run_int,
-            waiting_s=self._wait_int,
-        )
-        self._win_start = self._t
-        self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
-        return win
 
     def advance(self, now: float) -> None:
         """Run every step that ends by `now`."""

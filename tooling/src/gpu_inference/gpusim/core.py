@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from gpu_inference.gpusim.params import Profile
+from gpu_inference.gpusim.params import GpuSpec, Profile
 
 #: How much busy-time history an engine keeps for NVML-style sampling (seconds).
 DUTY_HISTORY_S = 30.0
@@ -133,3 +133,99 @@ class DutyHistory:
             if hi > lo:
                 busy += (hi - lo) * d
         return min(1.0, busy / (end - start))
+
+
+class _Tracked(Protocol):
+    """A request as an engine keeps it: at least the times of its output tokens so far."""
+
+    token_times: list[float]
+
+
+_R = TypeVar("_R", bound=_Tracked)
+
+
+class EngineState(Generic[_R]):
+    """The bookkeeping both engines share: clock, queue, running set, counters, window integrals.
+
+    A subclass implements `advance` (and the commands); `take_window` hands out the integrals
+    that its `advance` accumulates in ``_busy``, ``_activity``, ``_mem``, ``_run_int`` and
+    ``_wait_int``.
+    """
+
+    def __init__(self, profile: Profile, now: float, gpu: GpuSpec) -> None:
+        profile.validate(gpu)
+        self.profile = profile
+        self.kv_capacity = profile.kv_capacity_tokens(gpu)
+        self._t = now
+        self._waiting: deque[_R] = deque()
+        self._running: list[_R] = []
+        self._by_id: dict[str, _R] = {}
+        self._finished: list[Finished] = []
+        self._history = DutyHistory()
+        self._win_start = now
+        self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
+        self._prompt_total = 0
+        self._gen_total = 0
+
+    @property
+    def now(self) -> float:
+        return self._t
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def prompt_tokens_total(self) -> int:
+        return self._prompt_total
+
+    @property
+    def generation_tokens_total(self) -> int:
+        return self._gen_total
+
+    def token_times(self, rid: str) -> list[float]:
+        """Output token times of a waiting or running request so far (empty when unknown)."""
+        req = self._by_id.get(rid)
+        return list(req.token_times) if req is not None else []
+
+    def tokens_out(self, rid: str) -> int:
+        """Output tokens of a waiting or running request so far (0 when unknown)."""
+        req = self._by_id.get(rid)
+        return len(req.token_times) if req is not None else 0
+
+    def duty_over(self, start: float, end: float) -> float:
+        """Share of [start, end] the GPU was busy (advance to `end` first)."""
+        return self._history.share(start, end)
+
+    def pop_finished(self) -> list[Finished]:
+        """The requests completed since the previous call."""
+        done, self._finished = self._finished, []
+        return done
+
+    def take_window(self, now: float) -> Window:
+        """Integrals since the previous call (or creation), then start a new window."""
+        self.advance(now)
+        win = Window(
+            start=self._win_start,
+            end=self._t,
+            busy_s=self._busy,
+            activity_s=self._activity,
+            dynamic_mib_s=self._mem,
+            running_s=self._run_int,
+            waiting_s=self._wait_int,
+        )
+        self._win_start = self._t
+        self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
+        return win
+
+    def _check_new(self, rid: str) -> None:
+        if rid in self._by_id:
+            raise ValueError(f"duplicate request id {rid}")
+
+    def advance(self, now: float) -> None:
+        """Run the engine up to `now` (each engine implements it)."""
+        raise NotImplementedError

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from dataclasses import dataclass, field
 
 from gpu_inference.gpusim.batching import BatchEngine
-from gpu_inference.gpusim.core import DutyHistory, Finished, SimEngine, Window
+from gpu_inference.gpusim.core import EngineState, Finished, SimEngine, Window
 from gpu_inference.gpusim.params import (
     CLASSIC_DEFAULT,
     DEFAULT_PROFILES,
@@ -100,7 +99,7 @@ class _Seq:
     token_times: list[float] = field(default_factory=list)
 
 
-class Engine:
+class Engine(EngineState[_Seq]):
     """The classic profile: FIFO queue plus parallel slots, advanced in exact piecewise-linear steps.
 
     Output token ``k`` (1-based) of a sequence is produced when its work reaches
@@ -113,34 +112,10 @@ class Engine:
     def __init__(self, profile: Profile, now: float, gpu: GpuSpec = TESLA_T4) -> None:
         if profile.kind is not ProfileKind.CLASSIC:
             raise ValueError("Engine is the classic profile's engine; use make_engine for llm")
-        profile.validate(gpu)
-        self.profile = profile
-        self.kv_capacity = profile.kv_capacity_tokens(gpu)
-        self._t = now
-        self._waiting: deque[_Seq] = deque()
-        self._running: list[_Seq] = []
-        self._by_id: dict[str, _Seq] = {}
+        super().__init__(profile, now, gpu)
         self._kv_used = 0
-        self._finished: list[Finished] = []
-        self._win_start = now
-        self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
-        self._history = DutyHistory()
-        self._prompt_total = 0
-        self._gen_total = 0
 
     # -- observers -------------------------------------------------------------------------
-
-    @property
-    def now(self) -> float:
-        return self._t
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
     @property
     def kv_used_tokens(self) -> int:
@@ -155,14 +130,6 @@ class Engine:
     def num_preemptions(self) -> int:
         return 0
 
-    @property
-    def prompt_tokens_total(self) -> int:
-        return self._prompt_total
-
-    @property
-    def generation_tokens_total(self) -> int:
-        return self._gen_total
-
     def dynamic_mib(self) -> float:
         return float(self.running * self.profile.activation_mib)
 
@@ -173,26 +140,11 @@ class Engine:
         rate = self.profile.seq_rate(len(self._running))
         return self._t + min(s.work - s.done for s in self._running) / rate
 
-    def token_times(self, rid: str) -> list[float]:
-        """Output token times of a waiting or running request so far (empty when unknown)."""
-        seq = self._by_id.get(rid)
-        return list(seq.token_times) if seq is not None else []
-
-    def tokens_out(self, rid: str) -> int:
-        """Output tokens of a waiting or running request so far (0 when unknown)."""
-        seq = self._by_id.get(rid)
-        return len(seq.token_times) if seq is not None else 0
-
-    def duty_over(self, start: float, end: float) -> float:
-        """Share of [start, end] the GPU was busy (advance to `end` first)."""
-        return self._history.share(start, end)
-
     # -- commands --------------------------------------------------------------------------
 
     def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None:
         """Queue a request at `now`. Raises ValueError when it can never run."""
-        if rid in self._by_id:
-            raise ValueError(f"duplicate request id {rid}")
+        self._check_new(rid)
         if prompt_tokens < 0 or completion_tokens < 1:
             raise ValueError("need prompt_tokens >= 0 and completion_tokens >= 1")
         self.advance(now)
@@ -222,26 +174,6 @@ class Engine:
             self._running.remove(seq)
             self._admit()
         return True
-
-    def pop_finished(self) -> list[Finished]:
-        done, self._finished = self._finished, []
-        return done
-
-    def take_window(self, now: float) -> Window:
-        """Integrals since the previous call (or creation), then start a new window."""
-        self.advance(now)
-        win = Window(
-            start=self._win_start,
-            end=self._t,
-            busy_s=self._busy,
-            activity_s=self._activity,
-            dynamic_mib_s=self._mem,
-            running_s=self._run_int,
-            waiting_s=self._wait_int,
-        )
-        self._win_start = self._t
-        self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
-        return win
 
     def advance(self, now: float) -> None:
         """Run the model up to `now`, completing and admitting sequences on the way."""
