@@ -71,3 +71,28 @@ def kube_config(local_cluster: LocalCluster) -> str:
 @pytest.fixture(scope="session")
 def api(local_cluster: LocalCluster) -> client.ApiClient:
     return local_cluster._api()
+
+
+@pytest.fixture(scope="session")
+def llm_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """calibration.json of one SIMULATED llm replica at the default SLO (TTFT 2 s, TPOT 200 ms, 95 %),
+    measured once for the session: a doubling climb from 4 req/s in 6 s steps, then finer steps."""
+    from gpu_inference.adapters.openloop import OpenLoopOptions
+    from gpu_inference.domain.requests import Slo
+    from gpu_inference.services.loadtest.calibrate import CalibrationOptions
+    from gpu_inference.services.loadtest.calibrate_sim import calibrate_simulated
+
+    out = tmp_path_factory.mktemp("llm") / "calibration"
+    options = CalibrationOptions(
+        start_rate=4,
+        growth=2,
+        step_s=6,
+        min_requests=20,
+        cooldown_s=1,
+        target_attainment=0.95,
+        request=OpenLoopOptions(prompt_tokens=128, max_tokens=64, max_in_flight=1024),
+        out_dir=out,
+    )
+    cal = calibrate_simulated("llm", Slo(ttft_s=2.0, tpot_s=0.2), options)
+    assert cal.capacity_rps is not None, cal.table()
+    return out.with_name(out.name + "-fine") / "calibration.json"

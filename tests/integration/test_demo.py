@@ -15,7 +15,7 @@ from gpu_inference.services.local.config import LocalClusterConfig
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path) -> None:
+def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path, llm_calibration: Path) -> None:
     name = "gi-demo-test"
     out = tmp_path / "demo"
     cmd = [
@@ -29,6 +29,9 @@ def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path) -> None:
         str(out),
         "--duration",
         "150",
+        # the session's measurement of one SIMULATED llm replica (the demo would otherwise measure it)
+        "--calibration",
+        str(llm_calibration),
     ]
     # The demo's default ports differ from the session cluster's (conftest): both may be up at once.
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=840, check=False)
@@ -38,6 +41,11 @@ def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path) -> None:
     assert report["simulated"] is True
     assert report["peak_replicas"] > report["initial_replicas"]
     assert report["total_requests"] > 0
+    # the server the chart deploys (vllm preset -> llm profile), open-loop load, per-request SLO
+    assert report["run"]["mode"] == "open"
+    assert report["run"]["simulator"]["kind"] == "llm"
+    assert report["slo_attainment"] is not None
+    assert report["simulated_evidence"]
     assert report["cost"]["total_usd"] > 0
     assert (out / "cost.json").is_file()
     html = (out / "report.html").read_text()

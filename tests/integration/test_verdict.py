@@ -15,11 +15,9 @@ import pytest
 
 from gpu_inference.adapters.openloop import OpenLoopOptions
 from gpu_inference.domain.rate_shapes import BurstsRate, ConstantRate
-from gpu_inference.domain.requests import Slo
 from gpu_inference.domain.timeline import RunReport
 from gpu_inference.services import local
-from gpu_inference.services.loadtest.calibrate import CalibrationOptions
-from gpu_inference.services.loadtest.calibrate_sim import calibrate_simulated
+from gpu_inference.services.loadtest.calibrate import Calibration
 from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 from gpu_inference.services.local.cluster import LocalCluster
 from gpu_inference.services.local.config import LocalClusterConfig
@@ -29,18 +27,12 @@ pytestmark = pytest.mark.timeout(900)
 NAME = "gi-verdict"
 PORTS = {"front_door_port": 38100, "prometheus_port": 39190, "adapter_port": 36543}
 REQUEST = OpenLoopOptions(prompt_tokens=128, max_tokens=64, max_in_flight=1024)
-SLO = Slo(ttft_s=2.0, tpot_s=0.2)
 
 
 @pytest.fixture(scope="module")
-def capacity(tmp_path_factory: pytest.TempPathFactory) -> float:
-    """One SIMULATED llm replica's requests/s at the SLO, measured (a quick doubling climb)."""
-    out = tmp_path_factory.mktemp("calibration")
-    options = CalibrationOptions(
-        start_rate=4, growth=2, step_s=6, min_requests=20, cooldown_s=1, target_attainment=0.95,
-        request=REQUEST, out_dir=out,
-    )  # fmt: skip
-    cal = calibrate_simulated("llm", SLO, options)
+def capacity(llm_calibration: Path) -> float:
+    """One SIMULATED llm replica's requests/s at the SLO, measured once for the session."""
+    cal = Calibration.model_validate_json(llm_calibration.read_text())
     assert cal.capacity_rps is not None
     return cal.capacity_rps
 

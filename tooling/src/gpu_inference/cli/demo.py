@@ -48,6 +48,13 @@ def demo(
             "--peak-factor", min=0.1, help="Open loop: peak rate as a multiple of the measured capacity."
         ),
     ] = 1.7,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="calibration.json of `gpu-inference calibrate --local` (skips measuring it again).",
+        ),
+    ] = None,
     values: ValuesFilesOpt = None,
     set_values: SetOpt = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the local cluster running afterwards.")] = False,
@@ -92,6 +99,7 @@ def demo(
                 peak_factor=peak_factor,
                 open_loop=OpenLoopOptions(max_in_flight=1024),
                 timing_profile=cfg.timing,
+                calibration_file=calibration,
             )
             report = run_verify_scaleup(options)
             cost = cost_report_from_run(out, ca_unneeded_s=cfg.timings().scale_down_unneeded_s)

@@ -103,7 +103,20 @@ def simulated_replica(profile: str, model_name: str = "sim/model") -> Iterator[s
             proc.join(timeout=5)
 
 
-def calibrate_simulated(profile: str, slo: Slo, options: CalibrationOptions) -> Calibration:
-    """The capacity at `slo` of one simulated replica with `profile`, measured by open-loop steps."""
+def calibrate_simulated(
+    profile: str, slo: Slo, options: CalibrationOptions, *, refine: bool = True
+) -> Calibration:
+    """The capacity at `slo` of one simulated replica with `profile`, measured by open-loop steps.
+
+    With `refine`, the climb's bracket (within its growth factor) is narrowed by three finer steps
+    (x1.19, x1.41, x1.68 of the first estimate); their records go to `<out_dir>-fine`.
+    """
     with simulated_replica(profile) as url:
-        return calibrate(url, slo, options)
+        cal = calibrate(url, slo, options)
+        if refine and cal.capacity_rps is not None:
+            fine = [round(cal.capacity_rps * f, 2) for f in (1.19, 1.41, 1.68)]
+            out = options.out_dir.with_name(options.out_dir.name + "-fine")
+            cal = calibrate(
+                url, slo, options.model_copy(update={"rates": [cal.capacity_rps, *fine], "out_dir": out})
+            )
+        return cal

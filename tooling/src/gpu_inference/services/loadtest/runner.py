@@ -744,13 +744,6 @@ def with_capacity(o: VerifyOptions) -> VerifyOptions:
             slo.tpot_s,
         )
         cal = calibrate_simulated(profile, slo, calibration_options(o))
-        if cal.capacity_rps is not None:
-            # The doubling climb brackets the capacity within 2x; three finer steps narrow it to ~19 %.
-            fine = [round(cal.capacity_rps * f, 2) for f in (1.19, 1.41, 1.68)]
-            refine = calibration_options(o).model_copy(
-                update={"rates": [cal.capacity_rps, *fine], "out_dir": o.out_dir / "calibration-fine"}
-            )
-            cal = calibrate_simulated(profile, slo, refine)
         log.info("calibration:\n%s", cal.table())
         if cal.capacity_rps is None:
             raise ConfigError("calibration", "no rate met the SLO", "relax --slo-ttft-ms/--slo-tpot-ms")
