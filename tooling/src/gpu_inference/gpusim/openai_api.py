@@ -331,14 +331,20 @@ def _usage(req: InferenceRequest) -> dict[str, Any]:
     }
 
 
+def _envelope(req: InferenceRequest, request_id: str, created: int, obj: str, **rest: Any) -> dict[str, Any]:
+    """The fields every response body and chunk starts with (the id's prefix follows `obj`), then `rest`."""
+    prefix = "cmpl" if obj == "text_completion" else "chatcmpl"
+    return {"id": f"{prefix}-{request_id}", "object": obj, "created": created, "model": req.model, **rest}
+
+
 def completion_response(req: InferenceRequest, request_id: str, created: int) -> dict[str, Any]:
     """The /v1/completions response body (object "text_completion")."""
-    return {
-        "id": f"cmpl-{request_id}",
-        "object": "text_completion",
-        "created": created,
-        "model": req.model,
-        "choices": [
+    return _envelope(
+        req,
+        request_id,
+        created,
+        "text_completion",
+        choices=[
             {
                 "index": s.choice_index,
                 "text": " " + generate_text(s.seed, s.completion_tokens),
@@ -349,18 +355,18 @@ def completion_response(req: InferenceRequest, request_id: str, created: int) ->
             }
             for s in req.sequences
         ],
-        "usage": _usage(req),
-    }
+        usage=_usage(req),
+    )
 
 
 def chat_response(req: InferenceRequest, request_id: str, created: int) -> dict[str, Any]:
     """The /v1/chat/completions response body (object "chat.completion")."""
-    return {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion",
-        "created": created,
-        "model": req.model,
-        "choices": [
+    return _envelope(
+        req,
+        request_id,
+        created,
+        "chat.completion",
+        choices=[
             {
                 "index": s.choice_index,
                 "message": {
@@ -374,9 +380,9 @@ def chat_response(req: InferenceRequest, request_id: str, created: int) -> dict[
             }
             for s in req.sequences
         ],
-        "usage": _usage(req),
-        "prompt_logprobs": None,
-    }
+        usage=_usage(req),
+        prompt_logprobs=None,
+    )
 
 
 def models_response(model: str, created: int, max_model_len: int) -> dict[str, Any]:
@@ -422,70 +428,30 @@ def stream_chunk(
 ) -> dict[str, Any]:
     """The chunk carrying tokens [first, last) of one sequence; finish_reason on its last one."""
     reason = seq.finish_reason if finished else None
-    if req.kind == "completion":
-        return {
-            "id": f"cmpl-{request_id}",
-            "object": "text_completion",
-            "created": created,
-            "model": req.model,
-            "choices": [
-                {
-                    "index": seq.choice_index,
-                    "text": token_pieces(seq.seed, first, last, leading_space=True),
-                    "logprobs": None,
-                    "finish_reason": reason,
-                    "stop_reason": None,
-                }
-            ],
-        }
-    return {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": req.model,
-        "choices": [
-            {
-                "index": seq.choice_index,
-                "delta": {"content": token_pieces(seq.seed, first, last, leading_space=False)},
-                "logprobs": None,
-                "finish_reason": reason,
-                "stop_reason": None,
-            }
-        ],
-    }
+    completion = req.kind == "completion"
+    pieces = token_pieces(seq.seed, first, last, leading_space=completion)
+    content: dict[str, Any] = {"text": pieces} if completion else {"delta": {"content": pieces}}
+    choice = {"index": seq.choice_index, **content, "logprobs": None}
+    choice.update(finish_reason=reason, stop_reason=None)
+    obj = "text_completion" if completion else "chat.completion.chunk"
+    return _envelope(req, request_id, created, obj, choices=[choice])
 
 
 def chat_role_chunk(req: InferenceRequest, request_id: str, created: int, seq: Sequence) -> dict[str, Any]:
     """The first chunk of a streamed chat choice: the assistant role, no content yet."""
-    return {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": req.model,
-        "choices": [
-            {
-                "index": seq.choice_index,
-                "delta": {"role": "assistant", "content": ""},
-                "logprobs": None,
-                "finish_reason": None,
-            }
-        ],
+    choice = {
+        "index": seq.choice_index,
+        "delta": {"role": "assistant", "content": ""},
+        "logprobs": None,
+        "finish_reason": None,
     }
+    return _envelope(req, request_id, created, "chat.completion.chunk", choices=[choice])
 
 
 def usage_chunk(req: InferenceRequest, request_id: str, created: int) -> dict[str, Any]:
     """The final chunk of a stream with stream_options.include_usage: no choices, the usage."""
-    prefix, obj = (
-        ("cmpl", "text_completion") if req.kind == "completion" else ("chatcmpl", "chat.completion.chunk")
-    )
-    return {
-        "id": f"{prefix}-{request_id}",
-        "object": obj,
-        "created": created,
-        "model": req.model,
-        "choices": [],
-        "usage": _usage(req),
-    }
+    obj = "text_completion" if req.kind == "completion" else "chat.completion.chunk"
+    return _envelope(req, request_id, created, obj, choices=[], usage=_usage(req))
 
 
 def parse_sse(body: bytes) -> tuple[list[dict[str, Any]], bool]:

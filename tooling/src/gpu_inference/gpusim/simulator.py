@@ -341,52 +341,19 @@ class Simulator:
         (--max-model-len; llm: --max-num-seqs, --max-num-batched-tokens, --gpu-memory-utilization).
         A flag that does not fit the GPU is ignored with a warning."""
         pod = st.pod
+        llm = self.cfg.profile.kind is ProfileKind.LLM
+        # (flag, the pod's value, the profile setting it sets, whether only llm profiles read it)
+        flags: list[tuple[str, int | float | None, str, bool]] = [
+            ("--max-model-len", pod.max_model_len, "max_model_len", False),
+            ("--max-num-seqs", pod.max_num_seqs, "max_batch", True),
+            ("--max-num-batched-tokens", pod.max_num_batched_tokens, "max_num_batched_tokens", True),
+            ("--gpu-memory-utilization", pod.gpu_memory_utilization, "memory_fraction", True),
+        ]
         steps: list[tuple[str, Callable[[Profile], Profile]]] = []
-        if pod.max_model_len is not None:
-            steps.append(
-                (
-                    "--max-model-len",
-                    functools.partial(
-                        Profile.with_overrides,
-                        max_model_len=pod.max_model_len,
-                        source="pod flag --max-model-len",
-                    ),
-                )
-            )
-        if self.cfg.profile.kind is ProfileKind.LLM:
-            if pod.max_num_seqs is not None:
-                steps.append(
-                    (
-                        "--max-num-seqs",
-                        functools.partial(
-                            Profile.with_overrides,
-                            max_batch=pod.max_num_seqs,
-                            source="pod flag --max-num-seqs",
-                        ),
-                    )
-                )
-            if pod.max_num_batched_tokens is not None:
-                steps.append(
-                    (
-                        "--max-num-batched-tokens",
-                        functools.partial(
-                            Profile.with_overrides,
-                            max_num_batched_tokens=pod.max_num_batched_tokens,
-                            source="pod flag --max-num-batched-tokens",
-                        ),
-                    )
-                )
-            if pod.gpu_memory_utilization is not None:
-                steps.append(
-                    (
-                        "--gpu-memory-utilization",
-                        functools.partial(
-                            Profile.with_overrides,
-                            memory_fraction=pod.gpu_memory_utilization,
-                            source="pod flag --gpu-memory-utilization",
-                        ),
-                    )
-                )
+        for flag, value, setting, llm_only in flags:
+            if value is not None and (llm or not llm_only):
+                overrides: dict[str, Any] = {setting: value, "source": f"pod flag {flag}"}
+                steps.append((flag, functools.partial(Profile.with_overrides, **overrides)))
         profile = self.cfg.profile
         for flag, apply in steps:
             candidate = apply(profile)
