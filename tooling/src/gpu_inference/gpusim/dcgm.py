@@ -19,6 +19,7 @@ it exactly); instead every endpoint also serves the gauge `gpu_inference_simulat
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -40,60 +41,45 @@ class Field:
     value: Callable[[GpuSample], str]
 
 
-def _int(get: Callable[[GpuSample], int]) -> Callable[[GpuSample], str]:
-    return lambda s: str(int(get(s)))
+def _int_field(name: str, prom_type: str, help_text: str, attr: str) -> Field:
+    """A field that prints the sample's integer attribute `attr`."""
+    get = operator.attrgetter(attr)
+    return Field(name, prom_type, help_text, lambda s: str(int(get(s))))
+
+
+def _fields(rows: Iterable[tuple[str, str, str, str]]) -> tuple[Field, ...]:
+    """(name after DCGM_FI_DEV_, type, sample attribute, help) rows as fields; the power reading
+    prints with six decimals, everything else as an integer."""
+    return tuple(
+        Field(f"DCGM_FI_DEV_{name}", kind, text, lambda s: f"{s.power_w:f}")
+        if attr == "power_w"
+        else _int_field(f"DCGM_FI_DEV_{name}", kind, text, attr)
+        for name, kind, attr, text in rows
+    )
 
 
 #: The fields served: those the chart's exporter collects (charts/.../dcgm-exporter/values.yaml
 #: `counters`), in that order, with dcgm-exporter's help texts. DCGM_FI_DEV_MEMORY_TEMP is left
 #: out: a T4's GDDR6 has no memory temperature sensor, so there is nothing to report.
-FIELDS: tuple[Field, ...] = (
-    Field("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", _int(lambda s: s.util_pct)),
-    Field(
-        "DCGM_FI_DEV_MEM_COPY_UTIL",
-        "gauge",
-        "Memory utilization (in %).",
-        _int(lambda s: s.mem_copy_util_pct),
-    ),
-    Field("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", _int(lambda s: s.fb_used_mib)),
-    Field("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", _int(lambda s: s.fb_free_mib)),
-    Field("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", _int(lambda s: s.temp_c)),
-    Field("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", lambda s: f"{s.power_w:f}"),
-    Field(
-        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
-        "counter",
-        "Total energy consumption since boot (in mJ).",
-        _int(lambda s: s.energy_mj),
-    ),
-    Field("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", _int(lambda s: s.sm_clock_mhz)),
-    Field(
-        "DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", _int(lambda s: s.mem_clock_mhz)
-    ),
-    Field(
-        "DCGM_FI_DEV_XID_ERRORS",
-        "gauge",
-        "Value of the last XID error encountered.",
-        _int(lambda s: s.xid_errors),
-    ),
-    Field(
-        "DCGM_FI_DEV_THERMAL_VIOLATION",
-        "counter",
-        "Throttling duration due to thermal constraints (in us).",
-        _int(lambda s: s.thermal_violation_us),
-    ),
-    Field(
-        "DCGM_FI_DEV_POWER_VIOLATION",
-        "counter",
-        "Throttling duration due to power constraints (in us).",
-        _int(lambda s: s.power_violation_us),
-    ),
-    Field(
-        "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
-        "counter",
-        "Total number of PCIe retries.",
-        _int(lambda s: s.pcie_replays),
-    ),
-)
+FIELDS: tuple[Field, ...] = _fields(
+    [
+        ("GPU_UTIL", "gauge", "util_pct", "GPU utilization (in %)."),
+        ("MEM_COPY_UTIL", "gauge", "mem_copy_util_pct", "Memory utilization (in %)."),
+        ("FB_USED", "gauge", "fb_used_mib", "Framebuffer memory used (in MiB)."),
+        ("FB_FREE", "gauge", "fb_free_mib", "Framebuffer memory free (in MiB)."),
+        ("GPU_TEMP", "gauge", "temp_c", "GPU temperature (in C)."),
+        ("POWER_USAGE", "gauge", "power_w", "Power draw (in W)."),
+        ("TOTAL_ENERGY_CONSUMPTION", "counter", "energy_mj", "Total energy consumption since boot (in mJ)."),
+        ("SM_CLOCK", "gauge", "sm_clock_mhz", "SM clock frequency (in MHz)."),
+        ("MEM_CLOCK", "gauge", "mem_clock_mhz", "Memory clock frequency (in MHz)."),
+        ("XID_ERRORS", "gauge", "xid_errors", "Value of the last XID error encountered."),
+        ("THERMAL_VIOLATION", "counter", "thermal_violation_us",
+         "Throttling duration due to thermal constraints (in us)."),
+        ("POWER_VIOLATION", "counter", "power_violation_us",
+         "Throttling duration due to power constraints (in us)."),
+        ("PCIE_REPLAY_COUNTER", "counter", "pcie_replays", "Total number of PCIe retries."),
+    ]
+)  # fmt: skip
 
 METRIC_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 

@@ -47,22 +47,24 @@ class _EngineState(Collector):
         self._sync()
         eng = self._engine()
         labels = [self._model, ENGINE_INDEX]
-        for name, doc, value in (
-            ("vllm:num_requests_running", "Number of requests in model execution batches.", eng.running),
-            ("vllm:num_requests_waiting", "Number of requests waiting to be processed.", eng.waiting),
-            ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", eng.kv_usage),
-        ):
-            g = GaugeMetricFamily(name, doc, labels=LABELS)
-            g.add_metric(labels, float(value))
-            yield g
-        for name, doc, count in (
-            ("vllm:num_preemptions", "Cumulative number of preemption from the engine.", eng.num_preemptions),
-            ("vllm:prompt_tokens", "Number of prefill tokens processed.", eng.prompt_tokens_total),
-            ("vllm:generation_tokens", "Number of generation tokens processed.", eng.generation_tokens_total),
-        ):
-            c = CounterMetricFamily(name, doc, labels=LABELS)
-            c.add_metric(labels, float(count))
-            yield c
+        family: type[GaugeMetricFamily | CounterMetricFamily]
+        for family, name, doc, value in (
+            (GaugeMetricFamily, "vllm:num_requests_running", "Number of requests in model execution batches.",
+             eng.running),
+            (GaugeMetricFamily, "vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+             eng.waiting),
+            (GaugeMetricFamily, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
+             eng.kv_usage),
+            (CounterMetricFamily, "vllm:num_preemptions", "Cumulative number of preemption from the engine.",
+             eng.num_preemptions),
+            (CounterMetricFamily, "vllm:prompt_tokens", "Number of prefill tokens processed.",
+             eng.prompt_tokens_total),
+            (CounterMetricFamily, "vllm:generation_tokens", "Number of generation tokens processed.",
+             eng.generation_tokens_total),
+        ):  # fmt: skip
+            metric = family(name, doc, labels=LABELS)
+            metric.add_metric(labels, float(value))
+            yield metric
 
 
 class VllmMetrics:
