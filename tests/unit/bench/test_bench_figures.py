@@ -315,3 +315,28 @@ def test_a_cell_waits_for_its_ports_then_gives_up(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(run, "PORT_WAIT_S", 0.0)
     with pytest.raises(ConfigError, match="already in use"):
         run._wait_for_ports(Busy(10**6))
+
+
+def test_the_load_phase_is_a_seeded_part_of_the_longest_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpu_inference.domain.bench import scaled_timing_values
+    from gpu_inference.services.bench import run
+
+    compressed = scaled_timing_values(run.chart_defaults(), 5)
+    assert run.phase_window_s(compressed) == 3.0  # sync 3 s, scrape 3 s, collection 1 s
+    slept: list[float] = []
+    monkeypatch.setattr(run.time, "sleep", slept.append)
+
+    def delays(seed: int) -> list[float]:
+        slept.clear()
+        hold = run._phase_delay(compressed, CELL.model_copy(update={"seed": seed}))
+        hold(_sample(-3, 1, 1).model_copy(update={"hpa": HpaStatus(current_replicas=1, desired_replicas=0)}))
+        reading = HpaStatus(current_replicas=1, desired_replicas=1, current_value=0.0)
+        hold(_sample(-2, 1, 1).model_copy(update={"hpa": reading}))  # the HPA reads its metric: hold, once
+        hold(_sample(-1, 1, 1).model_copy(update={"hpa": reading}))
+        return list(slept)
+
+    first = delays(1)
+    assert len(first) == 1
+    assert 0 <= first[0] <= 3.0
+    assert delays(1) == first  # reproducible
+    assert len({delays(s)[0] for s in range(1, 6)}) == 5  # seeds differ

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from gpu_inference.domain.bench import (
     scaled_timing_values,
 )
 from gpu_inference.domain.requests import RequestRecord
-from gpu_inference.domain.timeline import Target
+from gpu_inference.domain.timeline import Target, TimelineSample
 from gpu_inference.errors import ConfigError, GpuInferenceError
 from gpu_inference.rendering import bench_html, bench_tables
 
@@ -195,6 +197,41 @@ def _wait_for_ports(cluster: Any) -> None:
             time.sleep(5)
 
 
+def phase_window_s(compressed: Compressed) -> float:
+    """Wall seconds of the longest control-loop period of the cell: HPA sync, scrape, DCGM collection."""
+    iv = compressed.intervals
+    periods = [
+        float(compressed.hpa_sync_period_s),
+        iv["wiring.scrapeInterval"][1],
+        iv["dcgm-exporter.collectIntervalMs"][1],
+    ]
+    return max(periods)
+
+
+def _phase_delay(compressed: Compressed, cell: Cell) -> Callable[[TimelineSample], None]:
+    """Hold the load back by a seeded random part of the longest loop period once the HPA has settled.
+
+    The run starts its load right after the sample that finds the HPA reading its metric, i.e. just
+    after an HPA sync, and every cell comes up the same way: without this, the load step would keep the
+    same phase against the HPA sync, the scrape and the collection in every seed, and the decision
+    time would be one fixed point of its distribution instead of a sample of it.
+    """
+    rng = random.Random(f"{cell.id}/phase")  # noqa: S311 - a reproducible delay, not a secret
+    delay = rng.uniform(0, phase_window_s(compressed))
+    done = False
+
+    def hold(sample: TimelineSample) -> None:
+        nonlocal done
+        hpa = sample.hpa
+        if done or sample.phase != "baseline" or hpa is None or hpa.current_value is None:
+            return
+        done = True
+        log.info("load phase: starting %.2fs after the HPA settled (seeded)", delay)
+        time.sleep(delay)
+
+    return hold
+
+
 def run_cell(
     matrix: Matrix, cell: Cell, opts: BenchOptions, capacity_rps: float, usd_per_hour: float | None
 ) -> CellResult:
@@ -265,7 +302,7 @@ def run_cell(
             timing_profile=cell.timing,
             metric=config.metric,
         )
-        report = run_verify_scaleup(options)
+        report = run_verify_scaleup(options, on_sample=_phase_delay(compressed, cell))
         if report.hpa is None:
             raise GpuInferenceError("the run could not read the HPA")
         ol = report.run.open_loop or {}
