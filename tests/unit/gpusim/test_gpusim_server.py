@@ -12,21 +12,20 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
+import gpusim_testkit
 import pytest
+from gpusim_testkit import front_door
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, TESLA_T4, Profile, make_engine
+from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, TESLA_T4, Profile
 from gpu_inference.gpusim.pods import AddressMode, PodKind, PodTracker
 from gpu_inference.gpusim.server import (
     SIMULATED_HEADER,
     DispatchMode,
     Endpoint,
-    EngineRunner,
-    FrontDoor,
     Listener,
     Replica,
-    make_replica_app,
 )
 from gpu_inference.gpusim.simulator import SimConfig, Simulator
 
@@ -37,14 +36,7 @@ FAST = replace(CLASSIC_DEFAULT, capacity_tps=100_000.0)
 
 
 async def start_replica(host: str, profile: Profile = FAST, key: str = "ns/pod") -> tuple[Listener, Replica]:
-    loop = asyncio.get_running_loop()
-    runner = EngineRunner(make_engine(profile, loop.time()), loop.time)
-    replica = Replica(
-        key=key, model_name=MODEL, max_model_len=profile.max_model_len, runner=runner, clock=loop.time
-    )
-    listener = Listener(make_replica_app(replica), host, 0)
-    await listener.start()
-    return listener, replica
+    return await gpusim_testkit.start_replica(host, profile, MODEL, key)
 
 
 def families(text: str) -> dict[str, Any]:
@@ -156,26 +148,21 @@ def test_requests_really_take_the_modelled_time(loopback_host: Callable[[], str]
     asyncio.run(scenario())
 
 
-def _status(_: None = None) -> dict[str, Any]:
-    return {}
-
-
 def test_front_door_round_robin_spreads_over_replicas(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> None:
         a, ra = await start_replica(loopback_host(), key="ns/a")
         b, rb = await start_replica(loopback_host(), key="ns/b")
-        fd = FrontDoor(DispatchMode.ROUND_ROBIN, _status)
-        await fd.start()
-        front = Listener(fd.app(), loopback_host(), 0)
-        await front.start()
         try:
-            fd.set_endpoints([Endpoint("ns/a", a.host, a.port), Endpoint("ns/b", b.host, b.port)])
-            async with aiohttp.ClientSession() as http:
-                for _ in range(10):
-                    async with http.post(f"http://{front.address}/v1/completions", json=completion()) as r:
-                        assert r.status == 200
-                        assert r.headers[SIMULATED_HEADER] == "true"
-            assert fd.routed == {"ns/a": 5, "ns/b": 5}
+            async with front_door(loopback_host(), DispatchMode.ROUND_ROBIN) as (fd, front):
+                fd.set_endpoints([Endpoint("ns/a", a.host, a.port), Endpoint("ns/b", b.host, b.port)])
+                async with aiohttp.ClientSession() as http:
+                    for _ in range(10):
+                        async with http.post(
+                            f"http://{front.address}/v1/completions", json=completion()
+                        ) as r:
+                            assert r.status == 200
+                            assert r.headers[SIMULATED_HEADER] == "true"
+                assert fd.routed == {"ns/a": 5, "ns/b": 5}
             for rep in (ra, rb):
                 served = rep.registry.get_sample_value(
                     "vllm:request_success_total",
@@ -183,8 +170,6 @@ def test_front_door_round_robin_spreads_over_replicas(loopback_host: Callable[[]
                 )
                 assert served == 5
         finally:
-            await front.stop()
-            await fd.close()
             await a.stop()
             await b.stop()
 
@@ -197,33 +182,28 @@ def test_front_door_least_outstanding_avoids_the_busy_replica(loopback_host: Cal
     async def scenario() -> None:
         a, _ = await start_replica(loopback_host(), slow, key="ns/a")
         b, _ = await start_replica(loopback_host(), slow, key="ns/b")
-        fd = FrontDoor(DispatchMode.LEAST_OUTSTANDING, _status)
-        await fd.start()
-        front = Listener(fd.app(), loopback_host(), 0)
-        await front.start()
-        url = f"http://{front.address}/v1/completions"
         try:
-            fd.set_endpoints([Endpoint("ns/a", a.host, a.port), Endpoint("ns/b", b.host, b.port)])
-            async with aiohttp.ClientSession() as http:
+            async with front_door(loopback_host(), DispatchMode.LEAST_OUTSTANDING) as (fd, front):
+                url = f"http://{front.address}/v1/completions"
+                fd.set_endpoints([Endpoint("ns/a", a.host, a.port), Endpoint("ns/b", b.host, b.port)])
+                async with aiohttp.ClientSession() as http:
 
-                async def post(tokens: int) -> int:
-                    async with http.post(url, json=completion(tokens)) as r:
-                        return r.status
+                    async def post(tokens: int) -> int:
+                        async with http.post(url, json=completion(tokens)) as r:
+                            return r.status
 
-                long = asyncio.create_task(post(100))  # 1 s on whichever replica gets it
-                for _ in range(100):
-                    if fd.outstanding("ns/a") + fd.outstanding("ns/b") == 1:
-                        break
-                    await asyncio.sleep(0.01)
-                busy = "ns/a" if fd.outstanding("ns/a") else "ns/b"
-                idle = "ns/b" if busy == "ns/a" else "ns/a"
-                for _ in range(4):
-                    assert await post(1) == 200
-                assert await long == 200
-            assert fd.routed == {busy: 1, idle: 4}
+                    long = asyncio.create_task(post(100))  # 1 s on whichever replica gets it
+                    for _ in range(100):
+                        if fd.outstanding("ns/a") + fd.outstanding("ns/b") == 1:
+                            break
+                        await asyncio.sleep(0.01)
+                    busy = "ns/a" if fd.outstanding("ns/a") else "ns/b"
+                    idle = "ns/b" if busy == "ns/a" else "ns/a"
+                    for _ in range(4):
+                        assert await post(1) == 200
+                    assert await long == 200
+                assert fd.routed == {busy: 1, idle: 4}
         finally:
-            await front.stop()
-            await fd.close()
             await a.stop()
             await b.stop()
 
@@ -234,11 +214,7 @@ def test_front_door_answers_503_without_ready_replicas_and_502_when_one_fails(
     loopback_host: Callable[[], str],
 ) -> None:
     async def scenario() -> None:
-        fd = FrontDoor(DispatchMode.ROUND_ROBIN, _status)
-        await fd.start()
-        front = Listener(fd.app(), loopback_host(), 0)
-        await front.start()
-        try:
+        async with front_door(loopback_host(), DispatchMode.ROUND_ROBIN) as (fd, front):
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"http://{front.address}/v1/completions", json=completion()) as r:
                     assert r.status == 503
@@ -248,9 +224,6 @@ def test_front_door_answers_503_without_ready_replicas_and_502_when_one_fails(
                 async with http.get(f"http://{front.address}/v1/models") as r:
                     assert r.status == 502
             assert (fd.unavailable, fd.upstream_errors) == (1, 1)
-        finally:
-            await front.stop()
-            await fd.close()
 
     asyncio.run(scenario())
 

@@ -12,21 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import gpusim_testkit
 import pytest
+from gpusim_testkit import front_door
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_inference.gpusim import openai_api
-from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, Profile, make_engine
+from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, Profile
 from gpu_inference.gpusim.server import (
     PROFILE_HEADER,
     SIMULATED_HEADER,
     DispatchMode,
     Endpoint,
-    EngineRunner,
-    FrontDoor,
     Listener,
     Replica,
-    make_replica_app,
 )
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -43,14 +42,7 @@ VLLM_REQUEST_LATENCY = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0
 async def start_replica(
     host: str, profile: Profile = LLM_DEFAULT, key: str = "ns/pod"
 ) -> tuple[Listener, Replica]:
-    loop = asyncio.get_running_loop()
-    runner = EngineRunner(make_engine(profile, loop.time()), loop.time)
-    replica = Replica(
-        key=key, model_name=MODEL, max_model_len=profile.max_model_len, runner=runner, clock=loop.time
-    )
-    listener = Listener(make_replica_app(replica), host, 0)
-    await listener.start()
-    return listener, replica
+    return await gpusim_testkit.start_replica(host, profile, MODEL, key)
 
 
 async def read_stream(resp: aiohttp.ClientResponse) -> tuple[bytes, list[float]]:
@@ -111,36 +103,32 @@ def test_completion_stream_parses_into_tokens_and_done(loopback_host: Callable[[
 def test_chat_stream_through_the_front_door(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> None:
         a, ra = await start_replica(loopback_host(), key="ns/a")
-        fd = FrontDoor(DispatchMode.ROUND_ROBIN, dict, profile_name="llm")
-        await fd.start()
-        front = Listener(fd.app(), loopback_host(), 0)
-        await front.start()
         try:
-            fd.set_endpoints([Endpoint("ns/a", a.host, a.port)])
-            async with aiohttp.ClientSession() as http:
-                url = f"http://{front.address}/v1/chat/completions"
-                async with http.post(url, json=stream_body(12, chat=True, n=2)) as r:
-                    assert r.status == 200
-                    assert r.headers[SIMULATED_HEADER] == "true"
-                    assert r.headers[PROFILE_HEADER] == "llm"
-                    body, arrivals = await read_stream(r)
-            payloads, done = openai_api.parse_sse(body)
-            assert done
-            assert len(arrivals) >= 5  # streamed through, not buffered by the front door
-            by_choice: dict[int, list[dict[str, Any]]] = {}
-            for p in payloads:
-                assert p["object"] == "chat.completion.chunk"
-                (choice,) = p["choices"]
-                by_choice.setdefault(choice["index"], []).append(choice)
-            assert sorted(by_choice) == [0, 1]
-            for choices in by_choice.values():
-                assert choices[0]["delta"] == {"role": "assistant", "content": ""}
-                content = "".join(c["delta"].get("content", "") for c in choices[1:])
-                assert len(content.split()) == 12
-                assert choices[-1]["finish_reason"] == "length"
+            door = front_door(loopback_host(), DispatchMode.ROUND_ROBIN, profile_name="llm")
+            async with door as (fd, front):
+                fd.set_endpoints([Endpoint("ns/a", a.host, a.port)])
+                async with aiohttp.ClientSession() as http:
+                    url = f"http://{front.address}/v1/chat/completions"
+                    async with http.post(url, json=stream_body(12, chat=True, n=2)) as r:
+                        assert r.status == 200
+                        assert r.headers[SIMULATED_HEADER] == "true"
+                        assert r.headers[PROFILE_HEADER] == "llm"
+                        body, arrivals = await read_stream(r)
+                payloads, done = openai_api.parse_sse(body)
+                assert done
+                assert len(arrivals) >= 5  # streamed through, not buffered by the front door
+                by_choice: dict[int, list[dict[str, Any]]] = {}
+                for p in payloads:
+                    assert p["object"] == "chat.completion.chunk"
+                    (choice,) = p["choices"]
+                    by_choice.setdefault(choice["index"], []).append(choice)
+                assert sorted(by_choice) == [0, 1]
+                for choices in by_choice.values():
+                    assert choices[0]["delta"] == {"role": "assistant", "content": ""}
+                    content = "".join(c["delta"].get("content", "") for c in choices[1:])
+                    assert len(content.split()) == 12
+                    assert choices[-1]["finish_reason"] == "length"
         finally:
-            await front.stop()
-            await fd.close()
             await a.stop()
             ra.runner.close()
 

@@ -1,0 +1,50 @@
+"""Servers on loopback for the GPU simulator's HTTP tests: one replica, one front door."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from gpu_inference.gpusim.model import Profile, make_engine
+from gpu_inference.gpusim.server import (
+    DispatchMode,
+    EngineRunner,
+    FrontDoor,
+    Listener,
+    Replica,
+    make_replica_app,
+)
+
+
+async def start_replica(
+    host: str, profile: Profile, model: str, key: str = "ns/pod"
+) -> tuple[Listener, Replica]:
+    """A replica of `profile` serving `model` on `host` (a free port); the caller stops the listener."""
+    loop = asyncio.get_running_loop()
+    runner = EngineRunner(make_engine(profile, loop.time()), loop.time)
+    replica = Replica(
+        key=key, model_name=model, max_model_len=profile.max_model_len, runner=runner, clock=loop.time
+    )
+    listener = Listener(make_replica_app(replica), host, 0)
+    await listener.start()
+    return listener, replica
+
+
+@contextlib.asynccontextmanager
+async def front_door(
+    host: str, mode: DispatchMode, status: Callable[[], dict[str, Any]] = dict, **kwargs: Any
+) -> AsyncIterator[tuple[FrontDoor, Listener]]:
+    """A started front door listening on `host`; stopped (listener, then the door) on the way out."""
+    fd = FrontDoor(mode, status, **kwargs)
+    await fd.start()
+    try:
+        front = Listener(fd.app(), host, 0)
+        await front.start()
+        try:
+            yield fd, front
+        finally:
+            await front.stop()
+    finally:
+        await fd.close()
