@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from gpu_inference.gpusim.model import Profile, make_engine
@@ -30,6 +30,15 @@ async def start_replica(
     listener = Listener(make_replica_app(replica), host, 0)
     await listener.start()
     return listener, replica
+
+
+def replica_starter(model: str, default: Profile) -> Callable[..., Awaitable[tuple[Listener, Replica]]]:
+    """`start_replica` for one test module: ``start(host, profile=default, key="ns/pod")`` serving `model`."""
+
+    async def start(host: str, profile: Profile = default, key: str = "ns/pod") -> tuple[Listener, Replica]:
+        return await start_replica(host, profile, model, key)
+
+    return start
 
 
 @contextlib.asynccontextmanager

@@ -12,21 +12,14 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
-import gpusim_testkit
 import pytest
-from gpusim_testkit import front_door
+from gpusim_testkit import front_door, replica_starter
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, TESLA_T4, Profile
+from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, TESLA_T4
 from gpu_inference.gpusim.pods import AddressMode, PodKind, PodTracker
-from gpu_inference.gpusim.server import (
-    SIMULATED_HEADER,
-    DispatchMode,
-    Endpoint,
-    Listener,
-    Replica,
-)
+from gpu_inference.gpusim.server import SIMULATED_HEADER, DispatchMode, Endpoint
 from gpu_inference.gpusim.simulator import SimConfig, Simulator
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -35,8 +28,7 @@ MODEL = "org/model-7b"
 FAST = replace(CLASSIC_DEFAULT, capacity_tps=100_000.0)
 
 
-async def start_replica(host: str, profile: Profile = FAST, key: str = "ns/pod") -> tuple[Listener, Replica]:
-    return await gpusim_testkit.start_replica(host, profile, MODEL, key)
+start_replica = replica_starter(MODEL, FAST)
 
 
 def families(text: str) -> dict[str, Any]:

@@ -12,21 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import gpusim_testkit
 import pytest
-from gpusim_testkit import front_door
+from gpusim_testkit import front_door, replica_starter
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_inference.gpusim import openai_api
-from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT, Profile
-from gpu_inference.gpusim.server import (
-    PROFILE_HEADER,
-    SIMULATED_HEADER,
-    DispatchMode,
-    Endpoint,
-    Listener,
-    Replica,
-)
+from gpu_inference.gpusim.model import CLASSIC_DEFAULT, LLM_DEFAULT
+from gpu_inference.gpusim.server import PROFILE_HEADER, SIMULATED_HEADER, DispatchMode, Endpoint
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
@@ -39,10 +31,7 @@ VLLM_REQUEST_LATENCY = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0
                         120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]  # fmt: skip
 
 
-async def start_replica(
-    host: str, profile: Profile = LLM_DEFAULT, key: str = "ns/pod"
-) -> tuple[Listener, Replica]:
-    return await gpusim_testkit.start_replica(host, profile, MODEL, key)
+start_replica = replica_starter(MODEL, LLM_DEFAULT)
 
 
 async def read_stream(resp: aiohttp.ClientResponse) -> tuple[bytes, list[float]]:
