@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,30 +72,48 @@ def helm(*args: str) -> Result:
     return run("helm", list(args), timeout=HELM_TIMEOUT, check=False)
 
 
-def _set_args(sets: tuple[str, ...]) -> list[str]:
-    out: list[str] = []
+def _template(
+    chart: Path, values: tuple[str, ...], sets: tuple[str, ...], namespace: str = NAMESPACE, *extra: str
+) -> Result:
+    """`helm template` of `chart` with -f for each of `values` and --set for each of `sets`."""
+    args = ["template", RELEASE, str(chart), "--namespace", namespace, *extra]
+    for v in values:
+        args += ["-f", v]
     for s in sets:
-        out += ["--set", s]
-    return out
+        args += ["--set", s]
+    return helm(*args)
 
 
 @functools.lru_cache(maxsize=64)
 def render(values: tuple[str, ...] = (), sets: tuple[str, ...] = (), namespace: str = NAMESPACE) -> Rendered:
     """`helm template` the chart once per (values files, --set, namespace) per session."""
-    args = ["template", RELEASE, str(CHART), "--namespace", namespace]
-    for v in values:
-        args += ["-f", v]
-    result = helm(*args, *_set_args(sets))
+    result = _template(CHART, values, sets, namespace)
     assert result.returncode == 0, f"helm template failed:\n{result.stdout}\n{result.stderr}"
     return Rendered([d for d in yaml.safe_load_all(result.stdout) if d])
 
 
+@functools.lru_cache(maxsize=32)
+def render_notes(values: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> str:
+    """NOTES.txt as `helm install` prints it, once per (values files, --set) per session.
+
+    `helm template` does not render NOTES.txt; it is rendered through tpl in a copy of the chart.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = Path(tmp) / "gpu-inference"
+        shutil.copytree(CHART, chart)
+        shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+        (chart / "templates" / "zz-notes.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
+            '    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}\n'
+        )
+        result = _template(chart, values, sets, NAMESPACE, "--show-only", "templates/zz-notes.yaml")
+        assert result.returncode == 0, result.stderr
+        return str(yaml.safe_load(result.stdout)["data"]["notes"])
+
+
 def render_error(sets: tuple[str, ...] = (), values: tuple[str, ...] = ()) -> str:
     """`helm template` expected to fail; returns its output."""
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    for v in values:
-        args += ["-f", v]
-    result = helm(*args, *_set_args(sets))
+    result = _template(CHART, values, sets)
     assert result.returncode != 0, f"helm template succeeded but should have failed for {sets} {values}"
     return result.stderr
 

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import CHART, NAMESPACE, RELEASE, SCENARIOS, Rendered, helm, pod_spec, render, render_error
+from .conftest import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    SCENARIOS,
+    Rendered,
+    helm,
+    pod_spec,
+    render,
+    render_error,
+    render_notes,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -38,42 +46,7 @@ def env_of(c: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def notes(*values: str, sets: tuple[str, ...] = ()) -> str:
     """NOTES.txt as `helm install` prints it (`helm template` skips it: rendered through tpl in a copy)."""
-    return _notes(values, sets)
-
-
-_NOTES_CACHE: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
-
-
-def _notes(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
-    key = (values, sets)
-    if key in _NOTES_CACHE:
-        return _NOTES_CACHE[key]
-    with tempfile.TemporaryDirectory() as tmp:
-        chart = Path(tmp) / "gpu-inference"
-        shutil.copytree(CHART, chart)
-        shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-        (chart / "templates" / "zz-notes.yaml").write_text(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
-            '    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}\n'
-        )
-        args = [
-            "template",
-            RELEASE,
-            str(chart),
-            "--namespace",
-            NAMESPACE,
-            "--show-only",
-            "templates/zz-notes.yaml",
-        ]
-        for v in values:
-            args += ["-f", v]
-        for s in sets:
-            args += ["--set", s]
-        result = helm(*args)
-        assert result.returncode == 0, result.stderr
-        text = str(yaml.safe_load(result.stdout)["data"]["notes"])
-    _NOTES_CACHE[key] = text
-    return text
+    return render_notes(values, sets)
 
 
 # --- 1. the GPU Operator's exporter --------------------------------------------------------

@@ -18,7 +18,7 @@ import yaml
 
 from gpu_inference.adapters.process import run
 
-from .conftest import NAMESPACE, SCENARIOS, Rendered, render
+from .conftest import NAMESPACE, SCENARIOS, Rendered, render, render_notes
 
 pytestmark = pytest.mark.unit
 
@@ -219,10 +219,8 @@ def test_keda_scenario_records_the_same_signals(helm_binary: str) -> None:
         assert trigger["metadata"]["query"] == f"sum({recorded[name]})"
 
 
-def test_notes_print_the_commands_to_check_the_scaledobject(tmp_path: Path, helm_binary: str) -> None:
-    from .test_signals import _notes
-
-    notes = _notes(tmp_path, ("autoscaling.engine=keda", "prometheus-adapter.enabled=false"))
+def test_notes_print_the_commands_to_check_the_scaledobject(helm_binary: str) -> None:
+    notes = render_notes(sets=("autoscaling.engine=keda", "prometheus-adapter.enabled=false"))
     name = render(KEDA).one("Deployment", "inference")["metadata"]["name"]
     for command in (
         f"kubectl -n {NAMESPACE} get scaledobject {name}",

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .conftest import CHART, NAMESPACE, RELEASE, SCENARIOS, Rendered, helm, pod_spec, render
+from .conftest import NAMESPACE, RELEASE, SCENARIOS, Rendered, pod_spec, render, render_notes
 
 pytestmark = pytest.mark.unit
 
@@ -644,20 +642,8 @@ def test_helm_test_hook_checks_the_inference_service(default: Rendered) -> None:
 # --- NOTES.txt -------------------------------------------------------------------------------
 
 
-def test_notes_print_the_commands_to_check_the_hpa_and_the_metric(tmp_path: Path) -> None:
-    # `helm template` does not render NOTES.txt; render it through tpl in a copy of the chart.
-    chart = tmp_path / "gpu-inference"
-    shutil.copytree(CHART, chart)
-    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
-        '    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}\n'
-    )
-    result = helm(
-        "template", RELEASE, str(chart), "--namespace", NAMESPACE, "--show-only", "templates/zz-notes.yaml"
-    )
-    assert result.returncode == 0, result.stderr
-    notes = yaml.safe_load(result.stdout)["data"]["notes"]
+def test_notes_print_the_commands_to_check_the_hpa_and_the_metric() -> None:
+    notes = render_notes()
     for command in (
         f"kubectl -n {NAMESPACE} get hpa {RELEASE}",
         f"kubectl -n {NAMESPACE} describe hpa {RELEASE}",

@@ -5,8 +5,6 @@ that names the value and the fix."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -23,6 +21,7 @@ from .conftest import (
     helm,
     render,
     render_error,
+    render_notes,
 )
 
 pytestmark = pytest.mark.unit
@@ -109,6 +108,15 @@ def test_each_signal_becomes_one_hpa_metric_and_one_adapter_rule(name: str, helm
     assert rule["metricsQuery"] == f"{agg} by (<<.GroupBy>>) (<<.Series>>{{<<.LabelMatchers>>}})"
     assert hpa_readable_metrics(r) == [f"pods/{metric}"]
     assert list(signal_records(r)) == [name]
+
+
+def test_request_rate_signal_is_a_rate_over_its_window(helm_binary: str) -> None:
+    r = render(sets=("autoscaling.signals={requestRate}", "autoscaling.signalSettings.requestRate.target=26"))
+    assert hpa_metrics(r) == [("inference_request_rate", "26")]
+    (rule,) = adapter_rules(r)
+    assert rule["seriesQuery"] == 'vllm:request_success_total{namespace!="",pod!=""}'
+    assert rule["metricsQuery"] == "sum by (<<.GroupBy>>) (rate(<<.Series>>{<<.LabelMatchers>>}[1m]))"
+    assert hpa_readable_metrics(r) == ["pods/inference_request_rate"]
 
 
 def test_custom_promql_signal(helm_binary: str) -> None:
@@ -252,39 +260,14 @@ def test_deprecated_gpu_target_and_queue_depth_keys_still_apply(helm_binary: str
     assert hpa_metrics(r) == [("DCGM_FI_DEV_GPU_UTIL", "70"), ("inference_queue_depth", "6")]
 
 
-def _notes(tmp_path: Path, sets: tuple[str, ...]) -> str:
-    # `helm template` does not render NOTES.txt; render it through tpl in a copy of the chart.
-    chart = tmp_path / "gpu-inference"
-    shutil.copytree(CHART, chart)
-    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
-        '    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}\n'
-    )
-    args = [
-        "template",
-        RELEASE,
-        str(chart),
-        "--namespace",
-        NAMESPACE,
-        "--show-only",
-        "templates/zz-notes.yaml",
-    ]
-    for s in sets:
-        args += ["--set", s]
-    result = helm(*args)
-    assert result.returncode == 0, result.stderr
-    return str(yaml.safe_load(result.stdout)["data"]["notes"])
-
-
-def test_notes_name_the_new_key_for_a_deprecated_one(tmp_path: Path, helm_binary: str) -> None:
-    notes = _notes(tmp_path, ("autoscaling.gpuUtilizationTarget=70",))
+def test_notes_name_the_new_key_for_a_deprecated_one(helm_binary: str) -> None:
+    notes = render_notes(sets=("autoscaling.gpuUtilizationTarget=70",))
     assert "autoscaling.gpuUtilizationTarget -> autoscaling.signalSettings.gpuUtilization.target" in notes
     assert "gpuUtilization: DCGM_FI_DEV_GPU_UTIL from DCGM_FI_DEV_GPU_UTIL, target 70" in notes
 
 
-def test_notes_list_a_metric_check_per_signal(tmp_path: Path, helm_binary: str) -> None:
-    notes = _notes(tmp_path, ("autoscaling.signals={preset}",))
+def test_notes_list_a_metric_check_per_signal(helm_binary: str) -> None:
+    notes = render_notes(sets=("autoscaling.signals={preset}",))
     for metric in ("inference_kv_cache_usage", "inference_queue_depth"):
         assert f'/apis/custom.metrics.k8s.io/v1beta2/namespaces/{NAMESPACE}/pods/*/{metric}"' in notes
     assert "Deprecated" not in notes
