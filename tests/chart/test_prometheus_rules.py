@@ -81,17 +81,43 @@ def _adapter_query(r: Rendered, pods: list[str]) -> tuple[str, str]:
 
 
 def _unit_test(
+    promtool: str,
+    tmp: Path,
     rule_files: list[str],
     series: list[dict[str, str]],
     expr_tests: list[dict[str, Any]],
     alert_tests: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> str:
+    """`promtool test rules` on a spec for `rule_files` (in `tmp`), written as test.yml; its output."""
     test: dict[str, Any] = {"interval": "15s", "input_series": series}
     if expr_tests:
         test["promql_expr_test"] = expr_tests
     if alert_tests:
         test["alert_rule_test"] = alert_tests
-    return {"rule_files": rule_files, "evaluation_interval": "15s", "tests": [test]}
+    spec = {"rule_files": rule_files, "evaluation_interval": "15s", "tests": [test]}
+    (tmp / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return _promtool(promtool, "test", "rules", "test.yml", cwd=tmp)
+
+
+def _write_rule_groups(promtool: str, r: Rendered, tmp: Path) -> None:
+    """The PrometheusRule's groups as rules.yml in `tmp`, checked by promtool."""
+    groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
+    (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
+    _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp)
+
+
+def _at_5m(expr: str, *samples: tuple[str, float]) -> dict[str, Any]:
+    """A promql_expr_test: `expr` at 5m gives these (labels, value) samples."""
+    return {
+        "expr": expr,
+        "eval_time": "5m",
+        "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+    }
+
+
+def _gpu_avg(pod: str, value: float, namespace: str = NAMESPACE) -> tuple[str, float]:
+    """The sample gpu_inference:gpu_utilization:avg has for `pod`."""
+    return f'gpu_inference:gpu_utilization:avg{{namespace="{namespace}",pod="{pod}"}}', value
 
 
 def test_default_mapping_keeps_the_inference_pod(promtool: str, tmp_path: Path) -> None:
@@ -112,49 +138,20 @@ def test_default_mapping_keeps_the_inference_pod(promtool: str, tmp_path: Path) 
     query, group_by = _adapter_query(r, [POD_A, POD_B])
     assert group_by == "pod"
     expr_tests = [
-        {
-            "expr": "gpu_inference:gpu_utilization:avg",
-            "eval_time": "5m",
-            "exp_samples": [
-                {
-                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_A}"}}',
-                    "value": 80,
-                },
-                {
-                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_B}"}}',
-                    "value": 20,
-                },
-            ],
-        },
+        _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg(POD_A, 80), _gpu_avg(POD_B, 20)),
         # What the HPA receives per pod: the average over the pod's GPUs.
-        {
-            "expr": query,
-            "eval_time": "5m",
-            "exp_samples": [
-                {"labels": f'{{pod="{POD_A}"}}', "value": 80},
-                {"labels": f'{{pod="{POD_B}"}}', "value": 20},
-            ],
-        },
-        {
-            "expr": "gpu_inference:gpu_nodes:count",
-            "eval_time": "5m",
-            "exp_samples": [{"labels": "gpu_inference:gpu_nodes:count", "value": 3}],
-        },
-        {
-            "expr": "gpu_inference:cost_usd_per_hour:sum",
-            "eval_time": "5m",
-            "exp_samples": [{"labels": "gpu_inference:cost_usd_per_hour:sum", "value": 1.578}],
-        },
+        _at_5m(query, (f'{{pod="{POD_A}"}}', 80), (f'{{pod="{POD_B}"}}', 20)),
+        _at_5m("gpu_inference:gpu_nodes:count", ("gpu_inference:gpu_nodes:count", 3)),
+        _at_5m("gpu_inference:cost_usd_per_hour:sum", ("gpu_inference:cost_usd_per_hour:sum", 1.578)),
     ]
     alert_tests: list[dict[str, Any]] = [
         # A pod at 90 % (A's average is 80) is below the 90 % threshold: nothing fires.
         {"eval_time": "10m", "alertname": "GPUUtilizationHighSustained", "exp_alerts": []},
         {"eval_time": "10m", "alertname": "InferenceCustomMetricMissing", "exp_alerts": []},
     ]
-    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, expr_tests, alert_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    out = _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
-    assert "SUCCESS" in out
+    assert "SUCCESS" in _unit_test(
+        promtool, tmp_path, ["recording_rules.yml", "alerting_rules.yml"], series, expr_tests, alert_tests
+    )
 
 
 def _write_alert_rules_without_annotations(tmp: Path) -> None:
@@ -198,9 +195,9 @@ def test_alerts_fire(promtool: str, tmp_path: Path) -> None:
         {"eval_time": "15m", "alertname": "InferenceCustomMetricMissing", "exp_alerts": []},
         {"eval_time": "15m", "alertname": "GPUTemperatureHigh", "exp_alerts": []},
     ]
-    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, [], alert_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in _unit_test(
+        promtool, tmp_path, ["recording_rules.yml", "alerting_rules.yml"], series, [], alert_tests
+    )
 
 
 def test_custom_metric_missing_and_hpa_at_max_fire(promtool: str, tmp_path: Path) -> None:
@@ -226,16 +223,14 @@ def test_custom_metric_missing_and_hpa_at_max_fire(promtool: str, tmp_path: Path
             "exp_alerts": [{"exp_labels": {"severity": "warning"}}],
         },
     ]
-    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, [], alert_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in _unit_test(
+        promtool, tmp_path, ["recording_rules.yml", "alerting_rules.yml"], series, [], alert_tests
+    )
 
 
 def test_existing_cluster_mapping_uses_exported_labels(promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS["02-existing-cluster"]),))
-    groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
-    _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp_path)
+    _write_rule_groups(promtool, r, tmp_path)
     # As kube-prometheus-stack stores the GPU Operator exporter's series (honorLabels false):
     # pod/namespace name the exporter, exported_* the pod holding the GPU, Hostname the node.
     exporter = 'pod="nvidia-dcgm-exporter-x1",namespace="gpu-operator",job="nvidia-dcgm-exporter"'
@@ -253,26 +248,10 @@ def test_existing_cluster_mapping_uses_exported_labels(promtool: str, tmp_path: 
     query, group_by = _adapter_query(r, [POD_A])
     assert group_by == "exported_pod"
     expr_tests = [
-        {
-            "expr": "gpu_inference:gpu_utilization:avg",
-            "eval_time": "5m",
-            "exp_samples": [
-                {
-                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_A}"}}',
-                    "value": 80,
-                },
-            ],
-        },
-        {
-            "expr": query,
-            "eval_time": "5m",
-            "exp_samples": [{"labels": f'{{exported_pod="{POD_A}"}}', "value": 80}],
-        },
+        _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg(POD_A, 80)),
+        _at_5m(query, (f'{{exported_pod="{POD_A}"}}', 80)),
     ]
-    spec = _unit_test(["rules.yml"], series, expr_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    out = _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
-    assert "SUCCESS" in out
+    assert "SUCCESS" in _unit_test(promtool, tmp_path, ["rules.yml"], series, expr_tests)
 
 
 def test_the_trap_the_chart_avoids_is_real(promtool: str, tmp_path: Path) -> None:
@@ -289,21 +268,9 @@ def test_the_trap_the_chart_avoids_is_real(promtool: str, tmp_path: Path) -> Non
         )
     ]
     expr_tests = [
-        {
-            "expr": "gpu_inference:gpu_utilization:avg",
-            "eval_time": "5m",
-            "exp_samples": [
-                {
-                    "labels": "gpu_inference:gpu_utilization:avg"
-                    '{namespace="gpu-operator",pod="nvidia-dcgm-exporter-x1"}',
-                    "value": 90,
-                },
-            ],
-        }
+        _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg("nvidia-dcgm-exporter-x1", 90, "gpu-operator"))
     ]
-    spec = _unit_test(["recording_rules.yml"], series, expr_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in _unit_test(promtool, tmp_path, ["recording_rules.yml"], series, expr_tests)
 
 
 def test_xid_alerts_split_hardware_from_application_and_resolve(promtool: str, tmp_path: Path) -> None:
@@ -353,9 +320,9 @@ def test_xid_alerts_split_hardware_from_application_and_resolve(promtool: str, t
             "exp_samples": [{"labels": '{node="n1",gpu="0"}', "value": 79}],
         }
     ]
-    spec = _unit_test(["recording_rules.yml", "alerting_rules.yml"], series, expr_tests, alert_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in _unit_test(
+        promtool, tmp_path, ["recording_rules.yml", "alerting_rules.yml"], series, expr_tests, alert_tests
+    )
 
 
 def test_kube_prometheus_stack_with_the_chart_exporter_sees_the_workload_pod(
@@ -366,9 +333,7 @@ def test_kube_prometheus_stack_with_the_chart_exporter_sees_the_workload_pod(
     # exporter's pod/namespace (the pod holding the GPU), and get job, endpoint, node and
     # exporter_pod. The default wiring.labels then hold for the recording rules and the adapter.
     r = render((str(SCENARIOS["10-kube-prometheus-stack-own-exporter"]),))
-    groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
-    _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp_path)
+    _write_rule_groups(promtool, r, tmp_path)
     target = (
         'job="gpu-inference-gpu-agents/gpu-inference-dcgm-exporter",endpoint="metrics",'
         'node="n1",exporter_pod="gpu-inference-dcgm-exporter-q8r4t"'
@@ -381,18 +346,7 @@ def test_kube_prometheus_stack_with_the_chart_exporter_sees_the_workload_pod(
     query, group_by = _adapter_query(r, [POD_A])
     assert group_by == "pod"
     expr_tests = [
-        {
-            "expr": "gpu_inference:gpu_utilization:avg",
-            "eval_time": "5m",
-            "exp_samples": [
-                {
-                    "labels": f'gpu_inference:gpu_utilization:avg{{namespace="{NAMESPACE}",pod="{POD_A}"}}',
-                    "value": 80,
-                },
-            ],
-        },
-        {"expr": query, "eval_time": "5m", "exp_samples": [{"labels": f'{{pod="{POD_A}"}}', "value": 80}]},
+        _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg(POD_A, 80)),
+        _at_5m(query, (f'{{pod="{POD_A}"}}', 80)),
     ]
-    spec = _unit_test(["rules.yml"], series, expr_tests)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert "SUCCESS" in _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
+    assert "SUCCESS" in _unit_test(promtool, tmp_path, ["rules.yml"], series, expr_tests)

@@ -231,8 +231,8 @@ def test_gpu_signal_with_exported_labels_and_kube_state_metrics(promtool: str, t
 def test_request_rate_is_completed_requests_per_second_per_pod(promtool: str, tmp_path: Path) -> None:
     """requestRate: rate() of vLLM's request counter over the window, summed over its finish reasons.
 
-    Per 15 s scrape A finishes 4.5 requests as "stop" and 3 as "length" (0.5 req/s in all), B 3.75
-    (0.25 req/s); another namespace's pod with A's name is never counted.
+    Per 15 s scrape A finishes 4.5 requests as "stop" and 3 as "length" (0.5 req/s in all), B 15
+    (1 req/s); another namespace's pod with A's name is never counted.
     """
     r = render(sets=("autoscaling.signals={requestRate}", "autoscaling.signalSettings.requestRate.window=1m"))
     query, _ = _adapter_query(r, "inference_request_rate", [POD_A, POD_B])
@@ -242,7 +242,7 @@ def test_request_rate_is_completed_requests_per_second_per_pod(promtool: str, tm
     series = [
         {"series": f'{counter}{{pod="{POD_A}",finished_reason="stop",{common}}}', "values": "0+4.5x13"},
         {"series": f'{counter}{{pod="{POD_A}",finished_reason="length",{common}}}', "values": "0+3x13"},
-        {"series": f'{counter}{{pod="{POD_B}",finished_reason="stop",{common}}}', "values": "0+3.75x13"},
+        {"series": f'{counter}{{pod="{POD_B}",finished_reason="stop",{common}}}', "values": "0+15x13"},
         {"series": f'{counter}{{pod="{POD_A}",namespace="other",job="x"}}', "values": "0+100x13"},
     ]
     tests = [
@@ -251,7 +251,7 @@ def test_request_rate_is_completed_requests_per_second_per_pod(promtool: str, tm
             "eval_time": EVAL,
             "exp_samples": [
                 {"labels": f'{{pod="{POD_A}"}}', "value": 0.5},
-                {"labels": f'{{pod="{POD_B}"}}', "value": 0.25},
+                {"labels": f'{{pod="{POD_B}"}}', "value": 1.0},
             ],
         }
     ]
