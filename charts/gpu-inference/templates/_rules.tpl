@@ -169,7 +169,7 @@ until the exporter restarts, so an alert on it never resolves.
 Autoscaling signals, resolved once, as YAML: {engine, signals: [...], problems: [...], deprecated: [...]}.
 Every consumer reads this: the adapter's rules (wiring.signals), the HPA, the KEDA ScaledObject,
 the recording rules, validate.yaml (problems) and NOTES.txt (deprecated). Each signal:
-  name          gpuUtilization | runningRequests | queueDepth | kvCacheUsage | custom
+  name          gpuUtilization | runningRequests | requestRate | queueDepth | kvCacheUsage | custom
   metric        custom metric name the adapter exposes and the HPA reads (from wiring)
   series        the series the signal reads (the adapter discovers the metric from it)
   podLabel, namespaceLabel   labels that carry the inference pod on that series
@@ -228,7 +228,7 @@ the recording rules, validate.yaml (problems) and NOTES.txt (deprecated). Each s
 {{- end -}}
 {{- $names = uniq $names -}}
 {{- if not $names -}}
-{{- $problems = append $problems "autoscaling.signals is empty: the autoscaler would have nothing to scale on. Fix: set autoscaling.signals to [gpuUtilization] (the default), [preset] (the preset's recommended set) or a list of gpuUtilization, runningRequests, queueDepth, kvCacheUsage, custom" -}}
+{{- $problems = append $problems "autoscaling.signals is empty: the autoscaler would have nothing to scale on. Fix: set autoscaling.signals to [gpuUtilization] (the default), [preset] (the preset's recommended set) or a list of gpuUtilization, runningRequests, requestRate, queueDepth, kvCacheUsage, custom" -}}
 {{- end -}}
 {{- /* Readiness: kube-state-metrics' Ready condition when the Prometheus has it, else the chart's
 inference scrape job answering (vLLM serves /metrics only once the model is loaded). */ -}}
@@ -242,12 +242,12 @@ inference scrape job answering (vLLM serves /metrics only once the model is load
 {{- $problems = append $problems "autoscaling.excludeNotReady=true but the inference server has no metrics path (inference.custom.metricsPath is empty), so the chart's Prometheus has no up{job=\"inference\"} series to tell Ready pods. Fix: set inference.custom.metricsPath, set wiring.kubeStateMetrics=true with a kube-state-metrics Prometheus, or set autoscaling.excludeNotReady=false" -}}
 {{- end -}}
 {{- end -}}
-{{- $known := list "gpuUtilization" "runningRequests" "queueDepth" "kvCacheUsage" "custom" -}}
-{{- $labels := dict "runningRequests" "running requests" "queueDepth" "queue (waiting requests)" "kvCacheUsage" "KV-cache usage" -}}
+{{- $known := list "gpuUtilization" "runningRequests" "requestRate" "queueDepth" "kvCacheUsage" "custom" -}}
+{{- $labels := dict "runningRequests" "running requests" "requestRate" "completed requests" "queueDepth" "queue (waiting requests)" "kvCacheUsage" "KV-cache usage" -}}
 {{- $out := list -}}
 {{- range $name := $names -}}
 {{- if not (has $name $known) -}}
-{{- $problems = append $problems (printf "autoscaling.signals: unknown signal %q. Fix: use gpuUtilization, runningRequests, queueDepth, kvCacheUsage, custom, or preset (the preset's recommended set: %s)" $name (join ", " $recommended)) -}}
+{{- $problems = append $problems (printf "autoscaling.signals: unknown signal %q. Fix: use gpuUtilization, runningRequests, requestRate, queueDepth, kvCacheUsage, custom, or preset (the preset's recommended set: %s)" $name (join ", " $recommended)) -}}
 {{- continue -}}
 {{- end -}}
 {{- $set := index $settings $name | default dict -}}
@@ -294,7 +294,10 @@ inference scrape job answering (vLLM serves /metrics only once the model is load
 {{- $q = printf "max by (<<.GroupBy>>) ((%s) and on (namespace, pod) <<.Series>>{<<.LabelMatchers>>})" ($set.query | default "vector(0)") -}}
 {{- else -}}
 {{- $sel := "<<.Series>>{<<.LabelMatchers>>}" -}}
-{{- if $s.window -}}{{- $sel = printf "avg_over_time(%s[%s])" $sel $s.window -}}{{- end -}}
+{{- if eq $name "requestRate" -}}
+{{- /* A counter: its per-second rate over the window (required), summed over the pod's engines. */ -}}
+{{- $sel = printf "rate(%s[%s])" $sel ($s.window | default "1m") -}}
+{{- else if $s.window -}}{{- $sel = printf "avg_over_time(%s[%s])" $sel $s.window -}}{{- end -}}
 {{- $q = printf "%s by (<<.GroupBy>>) (%s)" $s.aggregate $sel -}}
 {{- end -}}
 {{- if $as.excludeNotReady -}}

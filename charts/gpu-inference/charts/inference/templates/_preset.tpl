@@ -40,6 +40,7 @@ signals:
   # vLLM V1 gauges (docs.vllm.ai, Production Metrics), one series per engine, label model_name.
   series:
     runningRequests: "vllm:num_requests_running"
+    requestRate: "vllm:request_success_total"
     queueDepth: "vllm:num_requests_waiting"
     # 0-1. vllm:gpu_cache_usage_perc before the rename (vllm-project/vllm#18354); v0.11 exports this one.
     kvCacheUsage: "vllm:kv_cache_usage_perc"
