@@ -12,9 +12,11 @@ from typing import Annotated
 
 import typer
 
+from gpu_inference.adapters.openloop import read_records
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.options import LocalOpt, NameOpt
 from gpu_inference.errors import ConfigError
+from gpu_inference.services.loadtest.calibrate import Calibration, CalibrationStep
 
 
 def calibrate_command(
@@ -81,7 +83,40 @@ def calibrate_command(
         )
         cal = calibrate(url, Slo(ttft_s=slo_ttft_ms / 1000, tpot_s=slo_tpot_ms / 1000), options)
     typer.echo(cal.table())
+    for line in suggested_targets(cal):
+        typer.echo(line)
     typer.echo(f"calibration: {(out / 'calibration.json').resolve()}")
+
+
+#: The share of the measured capacity an HPA target should aim at: headroom for the scaling lag.
+HEADROOM = 0.85
+
+
+def suggested_targets(cal: Calibration) -> list[str]:
+    """Per-pod targets for the chart's signals, read off the measured steps (Little's law for running)."""
+    if cal.capacity_rps is None:
+        return []
+    aim = HEADROOM * cal.capacity_rps
+    below = [s for s in cal.steps if s.met_target and s.rate <= cal.capacity_rps]
+    step = min(below, key=lambda s: abs(s.rate - aim)) if below else None
+    lines = [f"suggested targets at {HEADROOM:.0%} of the capacity ({aim:.1f} req/s per replica):"]
+    lines.append(f"  autoscaling.signalSettings.requestRate.target={aim:.1f}")
+    if step is not None:
+        running = running_requests(step)
+        if running is not None:
+            lines.append(
+                f"  autoscaling.signalSettings.runningRequests.target={running:.0f}"
+                f"  (requests in flight at {step.rate:g} req/s: rate x mean latency)"
+            )
+    return lines
+
+
+def running_requests(step: CalibrationStep) -> float | None:
+    """Mean requests in flight during a step (Little's law: arrival rate x mean latency of its requests)."""
+    records = [r for r in read_records(Path(step.records_path)) if r.ok and r.latency_s is not None]
+    if not records:
+        return None
+    return step.rate * sum(r.latency_s or 0.0 for r in records) / len(records)
 
 
 def register(app: typer.Typer) -> None:
