@@ -8,6 +8,7 @@ not measurements."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -16,9 +17,17 @@ from typing import Any
 import pytest
 import yaml
 
-from gpu_inference.adapters.process import find_binary, run
-
-from .conftest import NAMESPACE, SCENARIOS, Rendered, render
+from .conftest import (
+    NAMESPACE,
+    SCENARIOS,
+    Rendered,
+    adapter_query,
+    expected,
+    pod_sample,
+    promtool_out,
+    render,
+    write_prometheus_files,
+)
 
 pytestmark = pytest.mark.unit
 log = logging.getLogger(__name__)
@@ -27,57 +36,20 @@ POD_A = "gpu-inference-7d9f8c6b5-aaaaa"
 POD_B = "gpu-inference-7d9f8c6b5-bbbbb"
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    return find_binary("promtool", hint="Run `make tools` (builds promtool with Prometheus).")
-
-
-def _promtool(promtool: str, *args: str, cwd: Path) -> str:
-    result = run("promtool", list(args), timeout=60, cwd=cwd, check=False)
-    assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def _write_prometheus_files(r: Rendered, tmp: Path) -> dict[str, Any]:
-    cm = r.one("ConfigMap", "prometheus")
-    for name, text in cm["data"].items():
-        # rule_files point at the mount directory; here the files sit in tmp.
-        content = text.replace("/etc/prometheus/", f"{tmp}/") if name == "prometheus.yml" else text
-        (tmp / name).write_text(content)
-    return dict(yaml.safe_load((tmp / "prometheus.yml").read_text()))
-
-
 @pytest.mark.parametrize(
     "scenario_name", ["01-default", "04-queue-depth", "05-local-overlay", "07-gpu-operator-own-prometheus"]
 )
 def test_promtool_checks_config_and_rules(scenario_name: str, promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS[scenario_name]),))
-    cfg = _write_prometheus_files(r, tmp_path)
+    cfg = write_prometheus_files(r, tmp_path)
     assert any("kubernetes_sd_configs" in job for job in cfg["scrape_configs"])
-    out = _promtool(promtool, "check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
+    out = promtool_out("check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
     assert "SUCCESS" in out
     assert re.search(r"SUCCESS: \d+ rules found", out)
 
 
 def _dcgm_series(labels: str, value: str) -> dict[str, str]:
     return {"series": f"DCGM_FI_DEV_GPU_UTIL{{{labels}}}", "values": value}
-
-
-def _adapter_query(r: Rendered, pods: list[str]) -> tuple[str, str]:
-    """The query prometheus-adapter sends for `pods/*/<metric>` in NAMESPACE, and its group-by label."""
-    rule = yaml.safe_load(r.one("ConfigMap", "prometheus-adapter")["data"]["config.yaml"])["rules"][0]
-    overrides = rule["resources"]["overrides"]
-    pod_label = next(k for k, v in overrides.items() if v["resource"] == "pod")
-    ns_label = next(k for k, v in overrides.items() if v["resource"] == "namespace")
-    series = rule["seriesQuery"].split("{", 1)[0]
-    matchers = f'{ns_label}="{NAMESPACE}",{pod_label}=~"{"|".join(pods)}"'
-    query = (
-        rule["metricsQuery"]
-        .replace("<<.Series>>", series)
-        .replace("<<.LabelMatchers>>", matchers)
-        .replace("<<.GroupBy>>", pod_label)
-    )
-    return query, pod_label
 
 
 def _unit_test(
@@ -96,23 +68,17 @@ def _unit_test(
         test["alert_rule_test"] = alert_tests
     spec = {"rule_files": rule_files, "evaluation_interval": "15s", "tests": [test]}
     (tmp / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return _promtool(promtool, "test", "rules", "test.yml", cwd=tmp)
+    return promtool_out("test", "rules", "test.yml", cwd=tmp)
 
 
 def _write_rule_groups(promtool: str, r: Rendered, tmp: Path) -> None:
     """The PrometheusRule's groups as rules.yml in `tmp`, checked by promtool."""
     groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
     (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
-    _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp)
+    promtool_out("check", "rules", "rules.yml", cwd=tmp)
 
 
-def _at_5m(expr: str, *samples: tuple[str, float]) -> dict[str, Any]:
-    """A promql_expr_test: `expr` at 5m gives these (labels, value) samples."""
-    return {
-        "expr": expr,
-        "eval_time": "5m",
-        "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
-    }
+_at_5m = functools.partial(expected, eval_time="5m")
 
 
 def _gpu_avg(pod: str, value: float, namespace: str = NAMESPACE) -> tuple[str, float]:
@@ -122,7 +88,7 @@ def _gpu_avg(pod: str, value: float, namespace: str = NAMESPACE) -> tuple[str, f
 
 def test_default_mapping_keeps_the_inference_pod(promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS["01-default"]),))
-    _write_prometheus_files(r, tmp_path)
+    write_prometheus_files(r, tmp_path)
     # As the chart's Prometheus stores them: the exporter's pod/namespace/container untouched,
     # plus node and exporter_pod from the scrape job; one idle GPU with no pod.
     common = f'namespace="{NAMESPACE}",container="server",job="dcgm-exporter"'
@@ -135,12 +101,12 @@ def test_default_mapping_keeps_the_inference_pod(promtool: str, tmp_path: Path) 
         {"series": 'DCGM_FI_DEV_GPU_TEMP{gpu="0",node="n2"}', "values": "61x40"},
         {"series": 'DCGM_FI_DEV_GPU_TEMP{gpu="0",node="n3"}', "values": "40x40"},
     ]
-    query, group_by = _adapter_query(r, [POD_A, POD_B])
+    query, group_by = adapter_query(r, [POD_A, POD_B])
     assert group_by == "pod"
     expr_tests = [
         _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg(POD_A, 80), _gpu_avg(POD_B, 20)),
         # What the HPA receives per pod: the average over the pod's GPUs.
-        _at_5m(query, (f'{{pod="{POD_A}"}}', 80), (f'{{pod="{POD_B}"}}', 20)),
+        _at_5m(query, pod_sample(POD_A, 80), pod_sample(POD_B, 20)),
         _at_5m("gpu_inference:gpu_nodes:count", ("gpu_inference:gpu_nodes:count", 3)),
         _at_5m("gpu_inference:cost_usd_per_hour:sum", ("gpu_inference:cost_usd_per_hour:sum", 1.578)),
     ]
@@ -166,7 +132,7 @@ def _write_alert_rules_without_annotations(tmp: Path) -> None:
 
 def test_alerts_fire(promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS["01-default"]),))
-    _write_prometheus_files(r, tmp_path)
+    write_prometheus_files(r, tmp_path)
     _write_alert_rules_without_annotations(tmp_path)
     series = [
         _dcgm_series(f'gpu="0",pod="{POD_A}",namespace="{NAMESPACE}",node="n1"', "97x120"),
@@ -202,7 +168,7 @@ def test_alerts_fire(promtool: str, tmp_path: Path) -> None:
 
 def test_custom_metric_missing_and_hpa_at_max_fire(promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS["01-default"]),))
-    _write_prometheus_files(r, tmp_path)
+    write_prometheus_files(r, tmp_path)
     _write_alert_rules_without_annotations(tmp_path)
     # Four inference pods up (= autoscaling.maxReplicas) and no GPU series for any of them.
     series = [
@@ -245,11 +211,11 @@ def test_existing_cluster_mapping_uses_exported_labels(promtool: str, tmp_path: 
         ),
         _dcgm_series(f'gpu="0",Hostname="n2",{exporter}', "5x40"),
     ]
-    query, group_by = _adapter_query(r, [POD_A])
+    query, group_by = adapter_query(r, [POD_A])
     assert group_by == "exported_pod"
     expr_tests = [
         _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg(POD_A, 80)),
-        _at_5m(query, (f'{{exported_pod="{POD_A}"}}', 80)),
+        _at_5m(query, pod_sample(POD_A, 80, "exported_pod")),
     ]
     assert "SUCCESS" in _unit_test(promtool, tmp_path, ["rules.yml"], series, expr_tests)
 
@@ -259,7 +225,7 @@ def test_the_trap_the_chart_avoids_is_real(promtool: str, tmp_path: Path) -> Non
     # attributed to the exporter pod. This is why wiring.labels exists; the test proves the
     # evaluation above can tell the two apart.
     r = render((str(SCENARIOS["01-default"]),))
-    _write_prometheus_files(r, tmp_path)
+    write_prometheus_files(r, tmp_path)
     series = [
         _dcgm_series(
             f'gpu="0",exported_pod="{POD_A}",exported_namespace="{NAMESPACE}",'
@@ -275,7 +241,7 @@ def test_the_trap_the_chart_avoids_is_real(promtool: str, tmp_path: Path) -> Non
 
 def test_xid_alerts_split_hardware_from_application_and_resolve(promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS["01-default"]),))
-    _write_prometheus_files(r, tmp_path)
+    write_prometheus_files(r, tmp_path)
     _write_alert_rules_without_annotations(tmp_path)
     # dcgm-exporter's DCGM_EXP_XID_ERRORS_COUNT with its default 5 min window: an XID shows as 1
     # for 5 min after it happened, then the count is back to 0. 15 s steps: XID 79 at 1m, XID 13 at
@@ -343,10 +309,10 @@ def test_kube_prometheus_stack_with_the_chart_exporter_sees_the_workload_pod(
         _dcgm_series(f'gpu="1",pod="{POD_A}",namespace="{NAMESPACE}",container="server",{target}', "70x40"),
         _dcgm_series(f'gpu="2",{target}', "0x40"),  # an idle GPU: no pod label from the exporter
     ]
-    query, group_by = _adapter_query(r, [POD_A])
+    query, group_by = adapter_query(r, [POD_A])
     assert group_by == "pod"
     expr_tests = [
         _at_5m("gpu_inference:gpu_utilization:avg", _gpu_avg(POD_A, 80)),
-        _at_5m(query, (f'{{pod="{POD_A}"}}', 80)),
+        _at_5m(query, pod_sample(POD_A, 80)),
     ]
     assert "SUCCESS" in _unit_test(promtool, tmp_path, ["rules.yml"], series, expr_tests)

@@ -7,15 +7,25 @@ The input series are hand-written test input, not measurements."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from gpu_inference.adapters.process import find_binary, run
-
-from .conftest import EXAMPLE_EXISTING, NAMESPACE, SCENARIOS, Rendered, render
+from .conftest import (
+    EXAMPLE_EXISTING,
+    NAMESPACE,
+    SCENARIOS,
+    Rendered,
+    adapter_query,
+    expected,
+    pod_sample,
+    promtool_out,
+    render,
+    write_prometheus_files,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -30,32 +40,13 @@ UP = {POD_A: "1x13", POD_B: "1x13", POD_C: "0x13"}
 EVAL = "1m50s"
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    return find_binary("promtool", hint="Run `make tools` (builds promtool with Prometheus).")
+_at_eval = functools.partial(expected, eval_time=EVAL)
 
 
-def _promtool(*args: str, cwd: Path) -> str:
-    result = run("promtool", list(args), timeout=60, cwd=cwd, check=False)
-    assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def _adapter_query(r: Rendered, metric: str, pods: list[str]) -> tuple[str, str]:
-    """The query prometheus-adapter sends for `pods/*/<metric>` in NAMESPACE, and its group-by label."""
-    rules = yaml.safe_load(r.one("ConfigMap", "prometheus-adapter")["data"]["config.yaml"])["rules"]
-    (rule,) = [x for x in rules if x["name"]["as"] == metric]
-    overrides = rule["resources"]["overrides"]
-    pod_label = next(k for k, v in overrides.items() if v["resource"] == "pod")
-    ns_label = next(k for k, v in overrides.items() if v["resource"] == "namespace")
-    matchers = f'{ns_label}="{NAMESPACE}",{pod_label}=~"{"|".join(pods)}"'
-    query = (
-        rule["metricsQuery"]
-        .replace("<<.Series>>", rule["seriesQuery"].split("{", 1)[0])
-        .replace("<<.LabelMatchers>>", matchers)
-        .replace("<<.GroupBy>>", pod_label)
-    )
-    return query, pod_label
+def _per_pod(pod: str, signal: str, value: float) -> tuple[str, float]:
+    """The sample gpu_inference:autoscaling_signal:per_pod has for `pod` and `signal`."""
+    labels = f'{{namespace="{NAMESPACE}",pod="{pod}",signal="{signal}"}}'
+    return f"gpu_inference:autoscaling_signal:per_pod{labels}", value
 
 
 def _server_series() -> list[dict[str, str]]:
@@ -86,7 +77,7 @@ def _run(
         "tests": [{"interval": "15s", "input_series": series, "promql_expr_test": tests}],
     }
     (tmp / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert "SUCCESS" in _promtool("test", "rules", "test.yml", cwd=tmp)
+    assert "SUCCESS" in promtool_out("test", "rules", "test.yml", cwd=tmp)
 
 
 def _recording_rules(r: Rendered) -> dict[str, str]:
@@ -96,40 +87,23 @@ def _recording_rules(r: Rendered) -> dict[str, str]:
 @pytest.mark.parametrize("scenario_name", ["08-vllm-signals", "09-keda"])
 def test_promtool_accepts_the_signal_scenarios(scenario_name: str, promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS[scenario_name]),))
-    cm = r.one("ConfigMap", "prometheus")
-    for name, text in cm["data"].items():
-        content = text.replace("/etc/prometheus/", f"{tmp_path}/") if name == "prometheus.yml" else text
-        (tmp_path / name).write_text(content)
-    out = _promtool("check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
+    write_prometheus_files(r, tmp_path)
+    out = promtool_out("check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
     assert "SUCCESS" in out
 
 
 def test_smoothed_queue_depth_without_not_ready_pods(promtool: str, tmp_path: Path) -> None:
     r = render((str(SCENARIOS["08-vllm-signals"]),))  # queueDepth window 1m, excludeNotReady
-    query, group_by = _adapter_query(r, "inference_queue_depth", [POD_A, POD_B, POD_C])
+    query, group_by = adapter_query(r, [POD_A, POD_B, POD_C], "inference_queue_depth")
     assert group_by == "pod"
     tests = [
         # What the HPA receives: A smoothed to 4 (raw 8), B 2, C (not Ready) absent.
-        {
-            "expr": query,
-            "eval_time": EVAL,
-            "exp_samples": [
-                {"labels": f'{{pod="{POD_A}"}}', "value": 4},
-                {"labels": f'{{pod="{POD_B}"}}', "value": 2},
-            ],
-        },
-        {
-            "expr": 'gpu_inference:autoscaling_signal:per_pod{signal="queueDepth"}',
-            "eval_time": EVAL,
-            "exp_samples": [
-                {
-                    "labels": "gpu_inference:autoscaling_signal:per_pod"
-                    f'{{namespace="{NAMESPACE}",pod="{p}",signal="queueDepth"}}',
-                    "value": v,
-                }
-                for p, v in ((POD_A, 4), (POD_B, 2))
-            ],
-        },
+        _at_eval(query, pod_sample(POD_A, 4), pod_sample(POD_B, 2)),
+        _at_eval(
+            'gpu_inference:autoscaling_signal:per_pod{signal="queueDepth"}',
+            _per_pod(POD_A, "queueDepth", 4),
+            _per_pod(POD_B, "queueDepth", 2),
+        ),
     ]
     _run(tmp_path, _recording_rules(r), _server_series(), tests)
 
@@ -140,18 +114,8 @@ def test_controls_raw_value_and_not_ready_pod_are_visible_without_the_options(
     # The same series through the default (unsmoothed, all pods) query: the evaluation above can
     # tell smoothing and exclusion apart from their absence.
     r = render(sets=("autoscaling.signals={queueDepth}",))
-    query, _ = _adapter_query(r, "inference_queue_depth", [POD_A, POD_B, POD_C])
-    tests = [
-        {
-            "expr": query,
-            "eval_time": EVAL,
-            "exp_samples": [
-                {"labels": f'{{pod="{POD_A}"}}', "value": 8},
-                {"labels": f'{{pod="{POD_B}"}}', "value": 2},
-                {"labels": f'{{pod="{POD_C}"}}', "value": 10},
-            ],
-        }
-    ]
+    query, _ = adapter_query(r, [POD_A, POD_B, POD_C], "inference_queue_depth")
+    tests = [_at_eval(query, pod_sample(POD_A, 8), pod_sample(POD_B, 2), pod_sample(POD_C, 10))]
     _run(tmp_path, _recording_rules(r), _server_series(), tests)
 
 
@@ -161,11 +125,7 @@ def test_keda_trigger_sums_ready_pods_of_the_release(promtool: str, tmp_path: Pa
     (trigger,) = [t for t in so["spec"]["triggers"] if t["name"] == "queuedepth"]
     tests = [
         # A 8 + B 2; C is not Ready, the other namespace's pod is not the release's.
-        {
-            "expr": trigger["metadata"]["query"],
-            "eval_time": EVAL,
-            "exp_samples": [{"labels": "{}", "value": 10}],
-        },
+        _at_eval(trigger["metadata"]["query"], ("{}", 10)),
     ]
     _run(tmp_path, _recording_rules(r), _server_series(), tests)
 
@@ -204,26 +164,15 @@ def test_gpu_signal_with_exported_labels_and_kube_state_metrics(promtool: str, t
                     "values": f"{v}x13",
                 }
             )
-    query, group_by = _adapter_query(r, util, [POD_A, POD_C])
+    query, group_by = adapter_query(r, [POD_A, POD_C], util)
     assert group_by == "exported_pod"
     tests = [
         # A averaged over its two GPUs; C (not Ready, 0 %) left out instead of pulling the mean down.
-        {
-            "expr": query,
-            "eval_time": EVAL,
-            "exp_samples": [{"labels": f'{{exported_pod="{POD_A}"}}', "value": 80}],
-        },
-        {
-            "expr": 'gpu_inference:autoscaling_signal:per_pod{signal="gpuUtilization"}',
-            "eval_time": EVAL,
-            "exp_samples": [
-                {
-                    "labels": "gpu_inference:autoscaling_signal:per_pod"
-                    f'{{namespace="{NAMESPACE}",pod="{POD_A}",signal="gpuUtilization"}}',
-                    "value": 80,
-                }
-            ],
-        },
+        _at_eval(query, pod_sample(POD_A, 80, "exported_pod")),
+        _at_eval(
+            'gpu_inference:autoscaling_signal:per_pod{signal="gpuUtilization"}',
+            _per_pod(POD_A, "gpuUtilization", 80),
+        ),
     ]
     _run(tmp_path, rules, series, tests)
 
@@ -235,7 +184,7 @@ def test_request_rate_is_completed_requests_per_second_per_pod(promtool: str, tm
     (1 req/s); another namespace's pod with A's name is never counted.
     """
     r = render(sets=("autoscaling.signals={requestRate}", "autoscaling.signalSettings.requestRate.window=1m"))
-    query, _ = _adapter_query(r, "inference_request_rate", [POD_A, POD_B])
+    query, _ = adapter_query(r, [POD_A, POD_B], "inference_request_rate")
     assert "rate(vllm:request_success_total" in query
     common = f'namespace="{NAMESPACE}",job="inference",model_name="qwen",engine="0"'
     counter = "vllm:request_success_total"
@@ -245,15 +194,6 @@ def test_request_rate_is_completed_requests_per_second_per_pod(promtool: str, tm
         {"series": f'{counter}{{pod="{POD_B}",finished_reason="stop",{common}}}', "values": "0+15x13"},
         {"series": f'{counter}{{pod="{POD_A}",namespace="other",job="x"}}', "values": "0+100x13"},
     ]
-    tests = [
-        {
-            # rate() extrapolates in floating point: compare to a thousandth.
-            "expr": f"round({query}, 0.001)",
-            "eval_time": EVAL,
-            "exp_samples": [
-                {"labels": f'{{pod="{POD_A}"}}', "value": 0.5},
-                {"labels": f'{{pod="{POD_B}"}}', "value": 1.0},
-            ],
-        }
-    ]
+    # rate() extrapolates in floating point: compare to a thousandth.
+    tests = [_at_eval(f"round({query}, 0.001)", pod_sample(POD_A, 0.5), pod_sample(POD_B, 1.0))]
     _run(tmp_path, _recording_rules(r), series, tests)
