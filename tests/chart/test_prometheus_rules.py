@@ -17,17 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import (
-    NAMESPACE,
-    SCENARIOS,
-    Rendered,
-    adapter_query,
-    expected,
-    pod_sample,
-    promtool_out,
-    render,
-    write_prometheus_files,
-)
+from .conftest import NAMESPACE, SCENARIOS, Rendered, render
+from .promtool_kit import adapter_query, expected, pod_sample, promtool_out, write_prometheus_files
 
 pytestmark = pytest.mark.unit
 log = logging.getLogger(__name__)
