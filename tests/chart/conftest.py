@@ -67,6 +67,11 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def scale_target_ref(deployment: dict[str, Any]) -> dict[str, str]:
+    """The scaleTargetRef an autoscaler (HPA or ScaledObject) needs to scale `deployment`."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+
+
 def helm(*args: str) -> Result:
     """Run the real helm binary (never raises on a non-zero exit; callers check)."""
     return run("helm", list(args), timeout=HELM_TIMEOUT, check=False)

@@ -18,7 +18,7 @@ import yaml
 
 from gpu_inference.adapters.process import run
 
-from .conftest import NAMESPACE, SCENARIOS, Rendered, render, render_notes
+from .conftest import NAMESPACE, SCENARIOS, Rendered, render, render_notes, scale_target_ref
 
 pytestmark = pytest.mark.unit
 
@@ -133,11 +133,7 @@ def test_keda_replaces_the_hpa_and_the_adapter(helm_binary: str) -> None:
     assert not [o for o in r.objects if "prometheus-adapter" in o["metadata"]["name"]]
     so = scaledobject(r)
     deployment = r.one("Deployment", "inference")
-    assert so["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": deployment["metadata"]["name"],
-    }
+    assert so["spec"]["scaleTargetRef"] == scale_target_ref(deployment)
     assert "replicas" not in deployment["spec"]  # KEDA's HPA owns the count
     assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (1, 4)
 

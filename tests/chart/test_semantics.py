@@ -12,7 +12,16 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .conftest import NAMESPACE, RELEASE, SCENARIOS, Rendered, pod_spec, render, render_notes
+from .conftest import (
+    NAMESPACE,
+    RELEASE,
+    SCENARIOS,
+    Rendered,
+    pod_spec,
+    render,
+    render_notes,
+    scale_target_ref,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -75,11 +84,7 @@ def test_default_renders_all_seven_parts(default: Rendered) -> None:
 def test_hpa_scales_the_inference_deployment_on_gpu_utilization(default: Rendered) -> None:
     h = hpa(default)
     deployment = default.one("Deployment", "inference")
-    assert h["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": deployment["metadata"]["name"],
-    }
+    assert h["spec"]["scaleTargetRef"] == scale_target_ref(deployment)
     assert h["spec"]["minReplicas"] == 1
     assert h["spec"]["maxReplicas"] == 4
     assert h["spec"]["metrics"] == [
@@ -189,26 +194,26 @@ def test_prometheus_keeps_the_exporters_pod_labels(default: Rendered) -> None:
     assert {"pod", "namespace"} <= {rc.get("target_label") for rc in inference["relabel_configs"]}
 
 
-def test_adapter_maps_the_same_labels_and_exposes_the_hpa_metric(default: Rendered) -> None:
-    gpu_rule = adapter_rules(default)[0]
-    assert gpu_rule["seriesQuery"] == 'DCGM_FI_DEV_GPU_UTIL{namespace!="",pod!=""}'
+def _gpu_rule_mapping(r: Rendered, namespace_label: str, pod_label: str) -> dict[str, Any]:
+    """The adapter's GPU rule, checked: it selects and maps these labels and serves the HPA's metric."""
+    gpu_rule = adapter_rules(r)[0]
+    assert gpu_rule["seriesQuery"] == f'DCGM_FI_DEV_GPU_UTIL{{{namespace_label}!="",{pod_label}!=""}}'
     assert gpu_rule["resources"]["overrides"] == {
-        "namespace": {"resource": "namespace"},
-        "pod": {"resource": "pod"},
+        namespace_label: {"resource": "namespace"},
+        pod_label: {"resource": "pod"},
     }
-    assert gpu_rule["name"]["as"] == hpa(default)["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    assert gpu_rule["name"]["as"] == hpa(r)["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    return dict(gpu_rule)
+
+
+def test_adapter_maps_the_same_labels_and_exposes_the_hpa_metric(default: Rendered) -> None:
+    gpu_rule = _gpu_rule_mapping(default, "namespace", "pod")
     # Averaged over a pod's GPUs, never summed.
     assert gpu_rule["metricsQuery"].startswith("avg by (<<.GroupBy>>)")
 
 
 def test_existing_cluster_maps_gpu_operator_label_names(existing: Rendered) -> None:
-    gpu_rule = adapter_rules(existing)[0]
-    assert gpu_rule["seriesQuery"] == 'DCGM_FI_DEV_GPU_UTIL{exported_namespace!="",exported_pod!=""}'
-    assert gpu_rule["resources"]["overrides"] == {
-        "exported_namespace": {"resource": "namespace"},
-        "exported_pod": {"resource": "pod"},
-    }
-    assert gpu_rule["name"]["as"] == hpa(existing)["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    _gpu_rule_mapping(existing, "exported_namespace", "exported_pod")
     rule = existing.of_kind("PrometheusRule")[0]
     recorded = {r["record"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"] if "record" in r}
     assert "label_replace(" in recorded["gpu_inference:gpu_utilization:avg"]
