@@ -8,6 +8,7 @@ import pytest
 from cost_testkit import RecordedPrometheus
 
 from gpu_inference.adapters.prometheus import Prometheus
+from gpu_inference.domain.cost_models import CostReport
 from gpu_inference.domain.prices import PriceBook
 from gpu_inference.domain.stack import StackInputs
 from gpu_inference.errors import ConfigError
@@ -28,11 +29,10 @@ def recorded() -> Iterator[RecordedPrometheus]:
         server.close()
 
 
-def test_window_cost_from_prometheus_history(
-    recorded: RecordedPrometheus, stack: StackInputs, prices: PriceBook
-) -> None:
-    with Prometheus(recorded.url) as prom:
-        c = cost_report_from_window(
+def _window_report(url: str, stack: StackInputs, prices: PriceBook) -> CostReport:
+    """The cost report of [START, END] (2 s steps, target 80 %) from the Prometheus at `url`."""
+    with Prometheus(url) as prom:
+        return cost_report_from_window(
             prom,
             namespace="gpu-inference",
             start=START,
@@ -44,6 +44,12 @@ def test_window_cost_from_prometheus_history(
             simulated=False,
             utilization_target=80,
         )
+
+
+def test_window_cost_from_prometheus_history(
+    recorded: RecordedPrometheus, stack: StackInputs, prices: PriceBook
+) -> None:
+    c = _window_report(recorded.url, stack, prices)
     assert recorded.unknown == []  # every query the window asks is one that was recorded
     # Three GPUs reported (three Hostnames) for one 2 s interval; none of those nodes exists any more, so they
     # are priced as the eksctl 'gpu' node group.
@@ -71,16 +77,5 @@ def test_a_window_without_gpu_series_is_a_clear_error(
         200,
         {"status": "success", "data": {"resultType": "matrix", "result": []}},
     ]
-    with Prometheus(recorded.url) as prom, pytest.raises(ConfigError, match="no DCGM_FI_DEV_GPU_UTIL series"):
-        cost_report_from_window(
-            prom,
-            namespace="gpu-inference",
-            start=START,
-            end=END,
-            step_s=2,
-            stack=stack,
-            prices=prices,
-            cluster=None,
-            simulated=False,
-            utilization_target=80,
-        )
+    with pytest.raises(ConfigError, match="no DCGM_FI_DEV_GPU_UTIL series"):
+        _window_report(recorded.url, stack, prices)
