@@ -6,9 +6,11 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gpu_inference.domain.cost_models import CostReport
 from gpu_inference.domain.prices import PriceBook
 from gpu_inference.domain.stack import StackInputs
 from gpu_inference.domain.timeline import (
@@ -63,17 +65,31 @@ def one_hour() -> list[TimelineSample]:
 USAGE = Usage(requests=1_000_000, prompt_tokens=2_000_000, completion_tokens=8_000_000, response_bytes=1e9)
 
 
-def test_one_hour_by_hand(stack: StackInputs, prices: PriceBook) -> None:
-    c = cost_from_timeline(
-        one_hour(),
+def _cost(
+    samples: list[TimelineSample],
+    stack: StackInputs,
+    prices: PriceBook,
+    *,
+    simulated: bool = False,
+    source: str = "t",
+    usage: Usage = USAGE,
+    **options: Any,
+) -> CostReport:
+    """cost_from_timeline with the HPA target at 80 % and, unless given, USAGE."""
+    return cost_from_timeline(
+        samples,
         prices=prices,
         stack=stack,
-        simulated=False,
-        source="test",
-        usage=USAGE,
+        simulated=simulated,
+        source=source,
+        usage=usage,
         utilization_target=80,
-        load_stopped_at=T0 + 2700,
+        **options,
     )
+
+
+def test_one_hour_by_hand(stack: StackInputs, prices: PriceBook) -> None:
+    c = _cost(one_hour(), stack, prices, source="test", load_stopped_at=T0 + 2700)
     assert c.hours == 1.0
     nodes = {(n.instance_type, n.capacity_type): (n.node_hours, n.cost_usd) for n in c.node_hours}
     # g4dn: 0.5 h x 1 + 0.25 h x 2 + 0.25 h x 2 = 1.5 node-hours x 0.526; m6i: 1 node-hour x 0.096
@@ -122,18 +138,7 @@ def test_a_tail_that_outlasts_the_run_is_projected_and_labelled(
 ) -> None:
     samples = one_hour()
     samples[-1] = sample(3600, [SYSTEM, gpu(0), gpu(1)], {0: 0, 1: 0})  # still two GPU nodes at the end
-    c = cost_from_timeline(
-        samples,
-        prices=prices,
-        stack=stack,
-        simulated=False,
-        source="t",
-        usage=USAGE,
-        utilization_target=80,
-        load_stopped_at=T0 + 3000,
-        scale_down_window_s=300,
-        ca_unneeded_s=600,
-    )
+    c = _cost(samples, stack, prices, load_stopped_at=T0 + 3000, scale_down_window_s=300, ca_unneeded_s=600)
     assert c.tail is not None
     assert not c.tail.complete
     # 600 s observed; 300 + 600 - 600 = 300 s more for 1 extra node: 0.526 x 300 / 3600
@@ -145,9 +150,7 @@ def test_a_tail_that_outlasts_the_run_is_projected_and_labelled(
 def test_simulated_spot_and_unpriced_nodes_are_said(stack: StackInputs, prices: PriceBook) -> None:
     odd = NodeInfo(name="x", instance_type=None, capacity_type=None, pool=None)
     samples = [sample(0, [gpu(0, "SPOT"), odd], {0: 90}), sample(3600, [gpu(0, "SPOT"), odd], {0: 90})]
-    c = cost_from_timeline(
-        samples, prices=prices, stack=stack, simulated=True, source="t", usage=Usage(), utilization_target=80
-    )
+    c = _cost(samples, stack, prices, simulated=True, usage=Usage())
     assert c.notes[0].startswith("SIMULATED")
     spot = next(n for n in c.node_hours if n.capacity_type == "SPOT")
     assert spot.cost_usd == pytest.approx(0.526)
@@ -162,15 +165,7 @@ def test_simulated_spot_and_unpriced_nodes_are_said(stack: StackInputs, prices: 
 
 def test_a_run_without_node_observations_cannot_be_priced(stack: StackInputs, prices: PriceBook) -> None:
     with pytest.raises(ConfigError, match="no node observations"):
-        cost_from_timeline(
-            [sample(0, [], {}), sample(60, [], {})],
-            prices=prices,
-            stack=stack,
-            simulated=False,
-            source="t",
-            usage=Usage(),
-            utilization_target=80,
-        )
+        _cost([sample(0, [], {}), sample(60, [], {})], stack, prices, usage=Usage())
 
 
 def test_cost_report_from_a_run_directory(tmp_path: Path, stack: StackInputs, prices: PriceBook) -> None:
@@ -262,9 +257,7 @@ def test_a_gpu_node_without_a_pod_is_idle_not_just_under_target(
         sample(0, [SYSTEM, gpu(0), gpu(1)], {0: 90}),  # gpu-1 holds no pod
         sample(1800, [SYSTEM, gpu(0), gpu(1)], {0: 90}),
     ]
-    c = cost_from_timeline(
-        samples, prices=prices, stack=stack, simulated=True, source="t", usage=Usage(), utilization_target=80
-    )
+    c = _cost(samples, stack, prices, simulated=True, usage=Usage())
     assert c.unallocated_gpu_hours == pytest.approx(0.5)
     assert c.unallocated_gpu_usd == pytest.approx(0.5 * 0.526)
     assert c.allocated_unused_gpu_hours == pytest.approx(0.5 * 0.10)
@@ -277,10 +270,7 @@ def test_a_gpu_node_without_a_pod_is_idle_not_just_under_target(
 def test_pull_sizes_given_price_the_runs_new_node_and_pod(stack: StackInputs, prices: PriceBook) -> None:
     from gpu_inference.domain.cost_models import PullSizes
 
-    c = cost_from_timeline(
-        one_hour(), prices=prices, stack=stack, simulated=False, source="t", usage=USAGE,
-        utilization_target=80, pulls=PullSizes(image_gb=7.5, model_gb=16),
-    )  # fmt: skip
+    c = _cost(one_hour(), stack, prices, pulls=PullSizes(image_gb=7.5, model_gb=16))
     assert c.nat_pull_gb == pytest.approx(7.5 + 16)  # gpu-1 (image) and p1 (model) appear at 30 min
     item = next(i for i in c.items if i.name == "NAT gateway data processed: image and model pulls")
     assert item.cost_usd == pytest.approx(23.5 * 0.045)
