@@ -76,16 +76,8 @@ def _cost(
     **options: Any,
 ) -> CostReport:
     """cost_from_timeline with the HPA target at 80 % and, unless given, USAGE."""
-    return cost_from_timeline(
-        samples,
-        prices=prices,
-        stack=stack,
-        simulated=simulated,
-        source=source,
-        usage=usage,
-        utilization_target=80,
-        **options,
-    )
+    options.update(prices=prices, stack=stack, simulated=simulated, source=source, usage=usage)
+    return cost_from_timeline(samples, utilization_target=80, **options)
 
 
 def test_one_hour_by_hand(stack: StackInputs, prices: PriceBook) -> None:

@@ -12,36 +12,19 @@ from gpu_inference.gpusim.model import TESLA_T4, GpuSample
 
 pytestmark = pytest.mark.unit
 
-SAMPLE = GpuSample(
-    util_pct=87,
-    fb_used_mib=5120,
-    fb_free_mib=10240,
-    temp_c=61,
-    power_w=55.5,
-    sm_clock_mhz=1590,
-    mem_clock_mhz=5001,
-    mem_copy_util_pct=40,
-    energy_mj=123456,
-)
+SAMPLE = GpuSample(util_pct=87, fb_used_mib=5120, fb_free_mib=10240, temp_c=61, power_w=55.5,
+                   sm_clock_mhz=1590, mem_clock_mhz=5001, mem_copy_util_pct=40, energy_mj=123456)  # fmt: skip
 HELD = dcgm.PodRef(pod="inference-7d9f-abcde", namespace="serving", container="vllm")
 GPU_LABELS = {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"}
 POD_LABELS = {"pod", "namespace", "container"}
 GAUGES = {
-    "DCGM_FI_DEV_GPU_UTIL",
-    "DCGM_FI_DEV_MEM_COPY_UTIL",
-    "DCGM_FI_DEV_FB_USED",
-    "DCGM_FI_DEV_FB_FREE",
-    "DCGM_FI_DEV_GPU_TEMP",
-    "DCGM_FI_DEV_POWER_USAGE",
-    "DCGM_FI_DEV_SM_CLOCK",
-    "DCGM_FI_DEV_MEM_CLOCK",
-    "DCGM_FI_DEV_XID_ERRORS",
-}
+    f"DCGM_FI_DEV_{name}"
+    for name in ("GPU_UTIL", "MEM_COPY_UTIL", "FB_USED", "FB_FREE", "GPU_TEMP", "POWER_USAGE", "SM_CLOCK",
+                 "MEM_CLOCK", "XID_ERRORS")
+}  # fmt: skip
 COUNTERS = {
-    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
-    "DCGM_FI_DEV_THERMAL_VIOLATION",
-    "DCGM_FI_DEV_POWER_VIOLATION",
-    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+    f"DCGM_FI_DEV_{name}"
+    for name in ("TOTAL_ENERGY_CONSUMPTION", "THERMAL_VIOLATION", "POWER_VIOLATION", "PCIE_REPLAY_COUNTER")
 }
 EXPECTED_NAMES = GAUGES | COUNTERS
 
