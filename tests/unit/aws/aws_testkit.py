@@ -138,6 +138,17 @@ _PLURAL = {
 }
 
 
+def two_subnets(ec2: Any) -> list[str]:
+    """In moto: a VPC 10.0.0.0/16 with a /24 subnet in each of REGION's zones a and b; the subnet ids."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    return [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, z in enumerate("ab")
+    ]
+
+
 @dataclass
 class FakeKube:
     """A kubectl Runner over an in-memory object store. `on_delete[kind](obj)` runs what a controller
@@ -155,6 +166,13 @@ class FakeKube:
             obj["metadata"]["namespace"] = namespace
         self.objects.setdefault(_PLURAL.get(kind, kind), []).append(obj)
         return obj
+
+    def add_app_service(
+        self, name: str, app: str, port: int, namespace: str = "gpu-inference"
+    ) -> dict[str, Any]:
+        """A ClusterIP Service labelled app.kubernetes.io/name=`app` (how the deploy finds Grafana, Prometheus)."""
+        svc = self.add("service", name, namespace, spec={"type": "ClusterIP", "ports": [{"port": port}]})
+        svc["metadata"]["labels"] = {"app.kubernetes.io/name": app}
 
     def __call__(self, tool: str, args: Sequence[str], *, timeout: float, **kw: Any) -> process.Result:
         assert tool == "kubectl"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_testkit import CLUSTER_YAML, REGION, TODAY, FakeBin, FakeHelm, FakeKube, Recorder
+from aws_testkit import CLUSTER_YAML, REGION, TODAY, FakeBin, FakeHelm, FakeKube, Recorder, two_subnets
 from botocore.stub import Stubber
 
 from gpu_inference.adapters.aws import AwsClients
@@ -98,13 +98,7 @@ class Setup:
             "service", "inference", "gpu-inference", spec={"type": "LoadBalancer", "ports": [{"port": 80}]},
             status={"loadBalancer": {"ingress": [{"hostname": "k8s-web-123.elb.us-east-1.amazonaws.com"}]}},
         )  # fmt: skip
-        grafana = self.kube.add(
-            "service",
-            "gpu-inference-grafana",
-            "gpu-inference",
-            spec={"type": "ClusterIP", "ports": [{"port": 80}]},
-        )
-        grafana["metadata"]["labels"] = {"app.kubernetes.io/name": "grafana"}
+        self.kube.add_app_service("gpu-inference-grafana", "grafana", 80)
         self.eksctl = Recorder()
         self.eksctl.handlers.append(self._eksctl)
         self.chart = tmp_path / "chart"
@@ -112,13 +106,7 @@ class Setup:
         (self.chart / "Chart.yaml").write_text("apiVersion: v2\nname: gpu-inference\nversion: 0.1.0\n")
         self.work = tmp_path / "work"
         ec2 = self.clients.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        self.subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")[
-                "Subnet"
-            ]["SubnetId"]
-            for i, z in enumerate("ab")
-        ]
+        self.subnets = two_subnets(ec2)
         self.quotas = {versions.QUOTA_ON_DEMAND_G_VT: 64.0, versions.QUOTA_SPOT_G_VT: 64.0}
         self.network_quotas = {
             versions.QUOTA_VPCS: 5.0,
@@ -543,13 +531,7 @@ def test_a_deploy_records_what_destroy_and_verify_scaleup_need(setup: Setup, cap
 
     from gpu_inference.domain.deployment_state import load_state
 
-    prom = setup.kube.add(
-        "service",
-        "gpu-inference-prometheus",
-        "gpu-inference",
-        spec={"type": "ClusterIP", "ports": [{"port": 9090}]},
-    )
-    prom["metadata"]["labels"] = {"app.kubernetes.io/name": "prometheus"}
+    setup.kube.add_app_service("gpu-inference-prometheus", "prometheus", 9090)
 
     def eksctl(tool: str, args: list[str]) -> str | None:
         if args[:2] != ["create", "cluster"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_testkit import REGION, FakeHelm, FakeKube, Recorder
+from aws_testkit import REGION, FakeHelm, FakeKube, Recorder, two_subnets
 
 from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
@@ -34,13 +34,7 @@ class World:
         self.eksctl_runner = Recorder()
         self.lb_controller_works = True
         ec2 = clients.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        self.subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")[
-                "Subnet"
-            ]["SubnetId"]
-            for i, z in enumerate("ab")
-        ]
+        self.subnets = two_subnets(ec2)
         clients.client("eks").create_cluster(
             name=CLUSTER, version="1.36", roleArn="arn:aws:iam::123456789012:role/eks",
             resourcesVpcConfig={"subnetIds": self.subnets},
