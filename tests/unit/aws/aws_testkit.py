@@ -170,7 +170,7 @@ class FakeKube:
     def add_app_service(
         self, name: str, app: str, port: int, namespace: str = "gpu-inference"
     ) -> dict[str, Any]:
-        """A ClusterIP Service labelled app.kubernetes.io/name=`app` (how the deploy finds Grafana, Prometheus)."""
+        """A ClusterIP Service labelled app.kubernetes.io/name=`app` (how Grafana, Prometheus are found)."""
         svc = self.add("service", name, namespace, spec={"type": "ClusterIP", "ports": [{"port": port}]})
         svc["metadata"]["labels"] = {"app.kubernetes.io/name": app}
 
