@@ -339,49 +339,39 @@ def _envelope(req: InferenceRequest, request_id: str, created: int, obj: str, **
 
 def completion_response(req: InferenceRequest, request_id: str, created: int) -> dict[str, Any]:
     """The /v1/completions response body (object "text_completion")."""
-    return _envelope(
-        req,
-        request_id,
-        created,
-        "text_completion",
-        choices=[
-            {
-                "index": s.choice_index,
-                "text": " " + generate_text(s.seed, s.completion_tokens),
-                "logprobs": None,
-                "finish_reason": s.finish_reason,
-                "stop_reason": None,
-                "prompt_logprobs": None,
-            }
-            for s in req.sequences
-        ],
-        usage=_usage(req),
-    )
+    choices = [
+        {
+            "index": s.choice_index,
+            "text": " " + generate_text(s.seed, s.completion_tokens),
+            "logprobs": None,
+            "finish_reason": s.finish_reason,
+            "stop_reason": None,
+            "prompt_logprobs": None,
+        }
+        for s in req.sequences
+    ]
+    return _envelope(req, request_id, created, "text_completion", choices=choices, usage=_usage(req))
 
 
 def chat_response(req: InferenceRequest, request_id: str, created: int) -> dict[str, Any]:
     """The /v1/chat/completions response body (object "chat.completion")."""
+    choices = [
+        {
+            "index": s.choice_index,
+            "message": {
+                "role": "assistant",
+                "content": generate_text(s.seed, s.completion_tokens),
+                "tool_calls": [],
+            },
+            "logprobs": None,
+            "finish_reason": s.finish_reason,
+            "stop_reason": None,
+        }
+        for s in req.sequences
+    ]
+    usage = _usage(req)
     return _envelope(
-        req,
-        request_id,
-        created,
-        "chat.completion",
-        choices=[
-            {
-                "index": s.choice_index,
-                "message": {
-                    "role": "assistant",
-                    "content": generate_text(s.seed, s.completion_tokens),
-                    "tool_calls": [],
-                },
-                "logprobs": None,
-                "finish_reason": s.finish_reason,
-                "stop_reason": None,
-            }
-            for s in req.sequences
-        ],
-        usage=_usage(req),
-        prompt_logprobs=None,
+        req, request_id, created, "chat.completion", choices=choices, usage=usage, prompt_logprobs=None
     )
 
 

@@ -68,22 +68,31 @@ class SimConfig:
     reconcile_period_s: float = 2.0
 
 
+@dataclass(kw_only=True)
+class _Served:
+    """What every served endpoint keeps: its listener, why it could not bind, the address annotated."""
+
+    listener: Listener | None = None
+    bind_problem: str = ""
+    annotated: str = ""
+
+    async def stop_serving(self, what: str) -> None:
+        """Stop the listener (if any) of `what`, which is gone."""
+        if self.listener is not None:
+            await self.listener.stop()
+            log.info("%s gone: stopped serving on %s", what, self.listener.address)
+
+
 @dataclass
-class _ReplicaSlot:
+class _ReplicaSlot(_Served):
     state: ReplicaState
     profile: Profile
     replica: Replica
-    listener: Listener | None = None
-    bind_problem: str = ""
-    annotated: str = ""
 
 
 @dataclass
-class _ExporterSlot:
+class _ExporterSlot(_Served):
     state: ExporterState
-    listener: Listener | None = None
-    bind_problem: str = ""
-    annotated: str = ""
 
 
 @dataclass
@@ -240,11 +249,7 @@ class Simulator:
         want_rep = {r.pod.uid: r for r in desired.replicas}
         for uid in [u for u in self._replicas if u not in want_rep]:
             slot = self._replicas.pop(uid)
-            if slot.listener is not None:
-                await slot.listener.stop()
-                log.info(
-                    "inference pod %s gone: stopped serving on %s", slot.state.pod.key, slot.listener.address
-                )
+            await slot.stop_serving(f"inference pod {slot.state.pod.key}")
             slot.replica.runner.close()
         for uid, st in want_rep.items():
             rslot = self._replicas.get(uid)
@@ -276,13 +281,7 @@ class Simulator:
         want_exp = {e.pod.uid: e for e in desired.exporters}
         for uid in [u for u in self._exporters if u not in want_exp]:
             eslot = self._exporters.pop(uid)
-            if eslot.listener is not None:
-                await eslot.listener.stop()
-                log.info(
-                    "DCGM exporter %s gone: stopped serving on %s",
-                    eslot.state.pod.key,
-                    eslot.listener.address,
-                )
+            await eslot.stop_serving(f"DCGM exporter {eslot.state.pod.key}")
         for uid, est in want_exp.items():
             eslot2 = self._exporters.get(uid)
             if eslot2 is None:
