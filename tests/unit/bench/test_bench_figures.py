@@ -340,3 +340,22 @@ def test_the_load_phase_is_a_seeded_part_of_the_longest_loop(monkeypatch: pytest
     assert 0 <= first[0] <= 3.0
     assert delays(1) == first  # reproducible
     assert len({delays(s)[0] for s in range(1, 6)}) == 5  # seeds differ
+
+
+def test_resume_keeps_only_ok_cells_of_the_same_matrix(tmp_path: Path) -> None:
+    from gpu_inference.services.bench.run import _earlier_results
+
+    a = Cell(shape="step", config="a", timing="fast", seed=1, time_scale=5)
+    b = a.model_copy(update={"seed": 2})
+    gone = a.model_copy(update={"config": "removed"})
+    path = tmp_path / "results.jsonl"
+    lines = [
+        CellResult(cell=a, capacity_rps=32, first_decision_s=10),
+        CellResult(cell=b, ok=False, error="boom"),
+        CellResult(cell=gone, first_decision_s=5),
+    ]
+    path.write_text("".join(r.model_dump_json() + "\n" for r in lines))
+    kept = _earlier_results(path, [a, b])
+    assert list(kept) == [a.id]
+    assert kept[a.id].first_decision_s == 10
+    assert _earlier_results(tmp_path / "none.jsonl", [a]) == {}

@@ -211,3 +211,8 @@ def test_check_matrix_names_the_config() -> None:
     m = parse_matrix(_raw(time_scale=10))
     with pytest.raises(ConfigError, match=r"time_scale 10 \(config chart-defaults\)"):
         check_matrix(m)
+
+
+def test_rate_x_of_a_constant_shape() -> None:
+    m = parse_matrix(_raw(shapes=[{"name": "flat", "kind": "constant", "params": {"rate_x": 1.5}}]))
+    assert m.shapes[0].build(10.0, 5).max_rate() == pytest.approx(15.0)

@@ -49,6 +49,14 @@ def bench(
     front_door_port: Annotated[int, typer.Option(help="Loopback port of the inference API.")] = 38000,
     prometheus_port: Annotated[int, typer.Option(help="Loopback port of Prometheus.")] = 39090,
     adapter_port: Annotated[int, typer.Option(help="Loopback port of prometheus-adapter.")] = 36443,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Keep the cells that ran ok in --out's results.jsonl (same matrix) and run only the others.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
 ) -> None:
     """Run a benchmark matrix on the local cluster (SIMULATED GPUs) and write its tables."""
     started = time.monotonic()
@@ -68,6 +76,7 @@ def bench(
                 prometheus_port=prometheus_port,
                 adapter_port=adapter_port,
                 matrix_path=str(matrix),
+                resume=resume,
             ),
         )
     typer.echo("SIMULATED GPUs. Median over seeds (min-max); times in nominal seconds from the load step.")

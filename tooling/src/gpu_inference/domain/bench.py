@@ -79,7 +79,9 @@ class ShapeSpec(_Strict):
         params: dict[str, Any] = {}
         for key, value in self.params.items():
             if key.endswith(_X_SUFFIX):
-                params[key.removesuffix(_X_SUFFIX) + "_rate"] = round(float(value) * capacity_rps, 4)
+                stem = key.removesuffix(_X_SUFFIX)
+                name = "rate" if stem == "rate" else f"{stem}_rate"
+                params[name] = round(float(value) * capacity_rps, 4)
             else:
                 params[key] = value
         own = float(params.pop("time_scale", SHAPES[self.kind].model_fields["time_scale"].default))
@@ -98,8 +100,8 @@ class ChartConfig(_Strict):
     description: str = ""
     values: tuple[Path, ...] = ()
     set: tuple[str, ...] = ()
-    #: The HPA metric the run reads as its main one (the adapter's name of the first signal).
-    metric: str = "DCGM_FI_DEV_GPU_UTIL"
+    #: The HPA metric the run reads as its main one; None: the HPA's first metric, as installed.
+    metric: str | None = None
 
     @field_validator("set")
     @classmethod

@@ -60,6 +60,8 @@ class BenchOptions:
     prometheus_port: int = 39090
     adapter_port: int = 36443
     matrix_path: str = ""
+    #: Keep the cells that already ran ok in out_dir/results.jsonl; run only the others.
+    resume: bool = False
 
 
 @dataclass
@@ -232,6 +234,20 @@ def _phase_delay(compressed: Compressed, cell: Cell) -> Callable[[TimelineSample
     return hold
 
 
+def _first_metric(cluster: Any) -> str:
+    """The name of the first metric the release's HPA scales on (what the chart rendered)."""
+    from kubernetes import client
+
+    hpa = client.AutoscalingV2Api(cluster._api()).read_namespaced_horizontal_pod_autoscaler(
+        cluster.hpa_name(), cluster.cfg.namespace
+    )
+    for entry in hpa.spec.metrics or []:
+        block = {"Pods": entry.pods, "Object": entry.object, "External": entry.external}.get(entry.type)
+        if block is not None and block.metric is not None:
+            return str(block.metric.name)
+    raise ConfigError("configs.metric", "the HPA scales on no custom metric", "name the metric in the matrix")
+
+
 def run_cell(
     matrix: Matrix, cell: Cell, opts: BenchOptions, capacity_rps: float, usd_per_hour: float | None
 ) -> CellResult:
@@ -300,7 +316,7 @@ def run_cell(
             slo_ttft_ms=matrix.slo.ttft_ms,
             slo_tpot_ms=matrix.slo.tpot_ms,
             timing_profile=cell.timing,
-            metric=config.metric,
+            metric=config.metric or _first_metric(cluster),
         )
         report = run_verify_scaleup(options, on_sample=_phase_delay(compressed, cell))
         if report.hpa is None:
@@ -327,6 +343,21 @@ def run_cell(
     return result
 
 
+def _earlier_results(path: Path, cells: list[Cell]) -> dict[str, CellResult]:
+    """Cells of this matrix that ran ok in an earlier run (its results.jsonl), by cell id."""
+    if not path.is_file():
+        return {}
+    wanted = {c.id: c for c in cells}
+    kept: dict[str, CellResult] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = CellResult.model_validate_json(line)
+        if r.ok and r.cell.id in wanted and r.cell == wanted[r.cell.id]:
+            kept[r.cell.id] = r
+    return kept
+
+
 def run_bench(matrix: Matrix, opts: BenchOptions) -> BenchResult:
     """Every cell of the matrix in order; a failed cell is recorded (ok false) and the run goes on."""
     started = time.monotonic()
@@ -334,12 +365,23 @@ def run_bench(matrix: Matrix, opts: BenchOptions) -> BenchResult:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     cells = matrix.cells()
     log.info("benchmark %s: %d cells", matrix.name, len(cells))
-    capacity, capacity_source = measure_capacity(matrix, opts.out_dir)
-    usd, price_note = usd_per_replica_hour()
     results_path = opts.out_dir / RESULTS_FILE
+    kept = _earlier_results(results_path, cells) if opts.resume else {}
+    if kept and matrix.capacity_rps is None:
+        capacity = next(iter(kept.values())).capacity_rps or 0.0
+        capacity_source = f"measured by the earlier run in {opts.out_dir} (resumed)"
+    else:
+        capacity, capacity_source = measure_capacity(matrix, opts.out_dir)
+    usd, price_note = usd_per_replica_hour()
     results_path.unlink(missing_ok=True)
     results: list[CellResult] = []
     for i, cell in enumerate(cells, 1):
+        if cell.id in kept:
+            log.info("cell %d/%d: %s ran ok earlier: kept", i, len(cells), cell.id)
+            results.append(kept[cell.id])
+            with results_path.open("a") as f:
+                f.write(kept[cell.id].model_dump_json() + "\n")
+            continue
         log.info("cell %d/%d: %s", i, len(cells), cell.id)
         try:
             res = run_cell(matrix, cell, opts, capacity, usd)
@@ -358,6 +400,7 @@ def run_bench(matrix: Matrix, opts: BenchOptions) -> BenchResult:
         "cells": len(cells),
         "failed_cells": sum(1 for r in results if not r.ok),
         "wall_s": round(wall, 1),
+        "resumed_cells": len(kept),
         "capacity_rps": capacity,
         "capacity_source": capacity_source,
         "price": price_note,
