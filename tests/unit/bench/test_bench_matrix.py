@@ -192,7 +192,8 @@ def test_signal_window_is_compressed() -> None:
         chart_defaults(), {"autoscaling": {"signalSettings": {"queueDepth": {"window": "1m"}}}}
     )
     c = scaled_timing_values(values, 5)
-    assert c.values["autoscaling"]["signalSettings"] == {"queueDepth": {"window": "12s"}}
+    assert c.values["autoscaling"]["signalSettings"]["queueDepth"] == {"window": "12s"}
+    assert "gpuUtilization" not in c.values["autoscaling"]["signalSettings"]  # no window: nothing to scale
 
 
 def test_time_scale_under_the_floor_is_refused() -> None:
