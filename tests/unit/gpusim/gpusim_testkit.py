@@ -32,6 +32,22 @@ async def start_replica(
     return listener, replica
 
 
+async def stop_replica(listener: Listener, replica: Replica) -> None:
+    """Stop serving, then close the replica's engine runner (fails whatever still waits on it)."""
+    await listener.stop()
+    replica.runner.close()
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """The OpenAI ``usage`` object vLLM returns for these token counts."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": None,
+    }
+
+
 def replica_starter(model: str, default: Profile) -> Callable[..., Awaitable[tuple[Listener, Replica]]]:
     """`start_replica` for one test module: ``start(host, profile=default, key="ns/pod")`` serving `model`."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from gpusim_testkit import usage
 
 from gpu_inference.gpusim import openai_api as api
 
@@ -73,12 +74,7 @@ def test_chat_payload_shape() -> None:
     assert len(choice["message"]["content"].split()) == 9
     assert choice["finish_reason"] == "length"
     # 3 for the reply + (4 + 1) + (4 + 2) for the messages
-    assert body["usage"] == {
-        "prompt_tokens": 14,
-        "completion_tokens": 9,
-        "total_tokens": 23,
-        "prompt_tokens_details": None,
-    }
+    assert body["usage"] == usage(14, 9)
 
 
 def test_chat_budget_falls_back_to_max_tokens_then_default() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gpusim_testkit import front_door, replica_starter
+from gpusim_testkit import front_door, replica_starter, stop_replica, usage
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -61,12 +61,7 @@ def test_replica_serves_the_vllm_api(loopback_host: Callable[[], str]) -> None:
                     body = await r.json()
                     assert r.status == 200, body
                     assert body["object"] == "text_completion"
-                    assert body["usage"] == {
-                        "prompt_tokens": 10,
-                        "completion_tokens": 5,
-                        "total_tokens": 15,
-                        "prompt_tokens_details": None,
-                    }
+                    assert body["usage"] == usage(10, 5)
                 chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
                 async with http.post(f"{base}/v1/chat/completions", json=chat) as r:
                     body = await r.json()
@@ -134,8 +129,7 @@ def test_requests_really_take_the_modelled_time(loopback_host: Callable[[], str]
             assert max(both) >= 0.4
             assert alone < 5  # generous: only catches a hang
         finally:
-            await listener.stop()
-            replica.runner.close()
+            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
@@ -374,8 +368,7 @@ def test_llm_replica_reports_queue_not_just_utilization(loopback_host: Callable[
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            await listener.stop()
-            replica.runner.close()
+            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gpusim_testkit import front_door, replica_starter
+from gpusim_testkit import front_door, replica_starter, stop_replica
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_inference.gpusim import openai_api
@@ -83,8 +83,7 @@ def test_completion_stream_parses_into_tokens_and_done(loopback_host: Callable[[
             assert arrivals[-1] - arrivals[0] >= 0.5 * 19 * LLM_DEFAULT.step_s(1, 0)
             assert arrivals[0] - t0 < 0.5 * (arrivals[-1] - t0)
         finally:
-            await listener.stop()
-            replica.runner.close()
+            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
@@ -118,8 +117,7 @@ def test_chat_stream_through_the_front_door(loopback_host: Callable[[], str]) ->
                     assert len(content.split()) == 12
                     assert choices[-1]["finish_reason"] == "length"
         finally:
-            await a.stop()
-            ra.runner.close()
+            await stop_replica(a, ra)
 
     asyncio.run(scenario())
 
@@ -139,8 +137,7 @@ def test_metrics_have_vllms_names_types_labels_and_buckets(loopback_host: Callab
                     assert r.headers[PROFILE_HEADER] == "llm"
                     return {f.name: f for f in text_string_to_metric_families(await r.text())}
         finally:
-            await listener.stop()
-            replica.runner.close()
+            await stop_replica(listener, replica)
 
     fams = asyncio.run(scenario())
     expected = {
@@ -212,8 +209,7 @@ def test_profile_endpoint_header_and_gauge_say_which_profile_runs(loopback_host:
                 assert "get_batch_defaults" in doc["parameters"]["max_num_batched_tokens"]["source"]
         finally:
             for listener, rep in ((llm, rl), (classic, rc)):
-                await listener.stop()
-                rep.runner.close()
+                await stop_replica(listener, rep)
 
     asyncio.run(scenario())
 
@@ -233,8 +229,7 @@ def test_classic_profile_streams_too(loopback_host: Callable[[], str]) -> None:
             assert len("".join(p["choices"][0]["text"] for p in payloads).split()) == 30
             assert arrivals[-1] - arrivals[0] >= 0.15  # spread over the ~0.3 s the tokens take
         finally:
-            await listener.stop()
-            replica.runner.close()
+            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
@@ -306,7 +301,6 @@ def test_a_client_that_leaves_mid_stream_frees_its_batch_slot(loopback_host: Cal
             assert replica.runner.engine.running == 0
             assert replica.runner.in_flight == 0
         finally:
-            await listener.stop()
-            replica.runner.close()
+            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
