@@ -209,15 +209,8 @@ class EngineState(Generic[_R]):
     def take_window(self, now: float) -> Window:
         """Integrals since the previous call (or creation), then start a new window."""
         self.advance(now)
-        win = Window(
-            start=self._win_start,
-            end=self._t,
-            busy_s=self._busy,
-            activity_s=self._activity,
-            dynamic_mib_s=self._mem,
-            running_s=self._run_int,
-            waiting_s=self._wait_int,
-        )
+        win = Window(start=self._win_start, end=self._t, busy_s=self._busy, activity_s=self._activity,
+                     dynamic_mib_s=self._mem, running_s=self._run_int, waiting_s=self._wait_int)  # fmt: skip
         self._win_start = self._t
         self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
         return win
