@@ -139,9 +139,21 @@ def default(helm_binary: str) -> Rendered:
     return render((str(SCENARIOS["01-default"]),))
 
 
+#: The design's signal (the chart's default is the inference preset's recommended set): tests of the
+#: DCGM path ask for it.
+GPU_SIGNAL = ("autoscaling.signals={gpuUtilization}",)
+
+
 @pytest.fixture(scope="session")
 def existing(helm_binary: str) -> Rendered:
-    return render((str(EXAMPLE_EXISTING),))
+    """The existing-cluster example (GPU Operator, kube-prometheus-stack) scaling on GPU utilization."""
+    return render((str(EXAMPLE_EXISTING),), GPU_SIGNAL)
+
+
+@pytest.fixture(scope="session")
+def gpu_default(helm_binary: str) -> Rendered:
+    """The defaults with the design's GPU-utilization signal."""
+    return render((str(SCENARIOS["01-default"]),), GPU_SIGNAL)
 
 
 # --- promtool --------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def test_fallback_cooldown_polling_and_behavior_come_from_values(helm_binary: st
 
 
 def test_one_trigger_per_signal_with_the_adapters_query_and_target(helm_binary: str) -> None:
-    signals = "autoscaling.signals={preset,gpuUtilization}"
+    signals = "autoscaling.signals={preset,kvCacheUsage,queueDepth,gpuUtilization}"
     keda = scaledobject(render(KEDA, (signals,)))
     hpa_side = render(sets=(signals, "autoscaling.excludeNotReady=true"))
     rules = yaml.safe_load(hpa_side.one("ConfigMap", "prometheus-adapter")["data"]["config.yaml"])["rules"]
@@ -174,7 +174,12 @@ def test_one_trigger_per_signal_with_the_adapters_query_and_target(helm_binary: 
     # Pods of the Deployment (<name>-<pod-template-hash>-<suffix>), nothing else in the namespace.
     pod_regex = hpa_side.one("Deployment", "inference")["metadata"]["name"] + "-[a-z0-9]+-[a-z0-9]+"
     triggers = keda["spec"]["triggers"]
-    assert [t["name"] for t in triggers] == ["kvcacheusage", "queuedepth", "gpuutilization"]
+    assert [t["name"] for t in triggers] == [
+        "runningrequests",
+        "kvcacheusage",
+        "queuedepth",
+        "gpuutilization",
+    ]
     for trigger, metric in zip(triggers, hpa["spec"]["metrics"], strict=True):
         assert trigger["type"] == "prometheus"
         # AverageValue: KEDA's HPA divides the summed signal by the replica count, the per-pod

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import NAMESPACE, SCENARIOS, Rendered, render
+from .conftest import GPU_SIGNAL, NAMESPACE, SCENARIOS, Rendered, render
 from .promtool_kit import adapter_query, expected, pod_sample, promtool_out, write_prometheus_files
 
 pytestmark = pytest.mark.unit
@@ -78,7 +78,7 @@ def _gpu_avg(pod: str, value: float, namespace: str = NAMESPACE) -> tuple[str, f
 
 
 def test_default_mapping_keeps_the_inference_pod(promtool: str, tmp_path: Path) -> None:
-    r = render((str(SCENARIOS["01-default"]),))
+    r = render((str(SCENARIOS["01-default"]),), GPU_SIGNAL)
     write_prometheus_files(r, tmp_path)
     # As the chart's Prometheus stores them: the exporter's pod/namespace/container untouched,
     # plus node and exporter_pod from the scrape job; one idle GPU with no pod.
@@ -186,7 +186,7 @@ def test_custom_metric_missing_and_hpa_at_max_fire(promtool: str, tmp_path: Path
 
 
 def test_existing_cluster_mapping_uses_exported_labels(promtool: str, tmp_path: Path) -> None:
-    r = render((str(SCENARIOS["02-existing-cluster"]),))
+    r = render((str(SCENARIOS["02-existing-cluster"]),), GPU_SIGNAL)
     _write_rule_groups(promtool, r, tmp_path)
     # As kube-prometheus-stack stores the GPU Operator exporter's series (honorLabels false):
     # pod/namespace name the exporter, exported_* the pod holding the GPU, Hostname the node.
@@ -289,7 +289,7 @@ def test_kube_prometheus_stack_with_the_chart_exporter_sees_the_workload_pod(
     # (tests/chart/test_discovery.py shows which target labels that gives): the series keep the
     # exporter's pod/namespace (the pod holding the GPU), and get job, endpoint, node and
     # exporter_pod. The default wiring.labels then hold for the recording rules and the adapter.
-    r = render((str(SCENARIOS["10-kube-prometheus-stack-own-exporter"]),))
+    r = render((str(SCENARIOS["10-kube-prometheus-stack-own-exporter"]),), GPU_SIGNAL)
     _write_rule_groups(promtool, r, tmp_path)
     target = (
         'job="gpu-inference-gpu-agents/gpu-inference-dcgm-exporter",endpoint="metrics",'

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .conftest import (
+    GPU_SIGNAL,
     NAMESPACE,
     RELEASE,
     SCENARIOS,
@@ -81,7 +82,8 @@ def test_default_renders_all_seven_parts(default: Rendered) -> None:
 # --- HPA -------------------------------------------------------------------------------------
 
 
-def test_hpa_scales_the_inference_deployment_on_gpu_utilization(default: Rendered) -> None:
+def test_hpa_scales_the_inference_deployment_on_gpu_utilization(gpu_default: Rendered) -> None:
+    default = gpu_default
     h = hpa(default)
     deployment = default.one("Deployment", "inference")
     assert h["spec"]["scaleTargetRef"] == scale_target_ref(deployment)
@@ -206,7 +208,8 @@ def _gpu_rule_mapping(r: Rendered, namespace_label: str, pod_label: str) -> dict
     return dict(gpu_rule)
 
 
-def test_adapter_maps_the_same_labels_and_exposes_the_hpa_metric(default: Rendered) -> None:
+def test_adapter_maps_the_same_labels_and_exposes_the_hpa_metric(gpu_default: Rendered) -> None:
+    default = gpu_default
     gpu_rule = _gpu_rule_mapping(default, "namespace", "pod")
     # Averaged over a pod's GPUs, never summed.
     assert gpu_rule["metricsQuery"].startswith("avg by (<<.GroupBy>>)")
@@ -260,8 +263,9 @@ def test_alerts_cover_the_issue(default: Rendered) -> None:
     }
 
 
-def test_adapter_rolls_when_its_rules_change(default: Rendered) -> None:
-    other = render(sets=("wiring.labels.pod=exported_pod",))
+def test_adapter_rolls_when_its_rules_change(gpu_default: Rendered) -> None:
+    default = gpu_default
+    other = render(sets=(*GPU_SIGNAL, "wiring.labels.pod=exported_pod"))
 
     def checksum(r: Rendered) -> str:
         return str(
@@ -647,13 +651,15 @@ def test_helm_test_hook_checks_the_inference_service(default: Rendered) -> None:
 # --- NOTES.txt -------------------------------------------------------------------------------
 
 
-def test_notes_print_the_commands_to_check_the_hpa_and_the_metric() -> None:
-    notes = render_notes()
+@pytest.mark.parametrize(
+    ("sets", "metric"), [((), "inference_running_requests"), (GPU_SIGNAL, "DCGM_FI_DEV_GPU_UTIL")]
+)
+def test_notes_print_the_commands_to_check_the_hpa_and_the_metric(sets: tuple[str, ...], metric: str) -> None:
+    notes = render_notes(sets=sets)
     for command in (
         f"kubectl -n {NAMESPACE} get hpa {RELEASE}",
         f"kubectl -n {NAMESPACE} describe hpa {RELEASE}",
-        f'kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta2/namespaces/{NAMESPACE}/pods/*/'
-        'DCGM_FI_DEV_GPU_UTIL"',
+        f'kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta2/namespaces/{NAMESPACE}/pods/*/{metric}"',
         f"helm test {RELEASE} -n {NAMESPACE}",
         f"kubectl label namespace {NAMESPACE} pod-security.kubernetes.io/enforce=restricted",
     ):

@@ -14,6 +14,7 @@ import yaml
 from .conftest import (
     CHART,
     EXAMPLE_EXISTING,
+    GPU_SIGNAL,
     NAMESPACE,
     RELEASE,
     SCENARIOS,
@@ -73,13 +74,23 @@ def signal_records(r: Rendered) -> dict[str, str]:
 # --- defaults: today's behaviour ----------------------------------------------------------------
 
 
-def test_default_is_gpu_utilization_only_as_before(default: Rendered) -> None:
-    assert hpa_metrics(default) == [("DCGM_FI_DEV_GPU_UTIL", "80")]
+def test_default_is_the_presets_set_running_requests_for_vllm(default: Rendered) -> None:
+    # GPU utilization over-provisions a continuous-batching server (docs/benchmarks.md): the vllm
+    # preset's recommended running requests is the default.
+    assert hpa_metrics(default) == [("inference_running_requests", "96")]
     rules = adapter_rules(default)
     assert len(rules) == 1
-    assert rules[0]["metricsQuery"] == "avg by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})"
-    assert hpa_readable_metrics(default) == ["pods/DCGM_FI_DEV_GPU_UTIL"]
+    assert rules[0]["metricsQuery"] == "sum by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})"
+    assert hpa_readable_metrics(default) == ["pods/inference_running_requests"]
     assert not default.of_kind("ScaledObject")
+
+
+def test_the_designs_gpu_signal_is_one_value_away(helm_binary: str) -> None:
+    r = render(sets=GPU_SIGNAL)
+    assert hpa_metrics(r) == [("DCGM_FI_DEV_GPU_UTIL", "80")]
+    (rule,) = adapter_rules(r)
+    assert rule["metricsQuery"] == "avg by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})"
+    assert hpa_readable_metrics(r) == ["pods/DCGM_FI_DEV_GPU_UTIL"]
 
 
 # --- each signal on its own -----------------------------------------------------------------------
@@ -87,7 +98,7 @@ def test_default_is_gpu_utilization_only_as_before(default: Rendered) -> None:
 SIGNALS = {
     # name: (series, metric, target, aggregation per pod)
     "gpuUtilization": ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_UTIL", "80", "avg"),
-    "runningRequests": ("vllm:num_requests_running", "inference_running_requests", "16", "sum"),
+    "runningRequests": ("vllm:num_requests_running", "inference_running_requests", "96", "sum"),
     "queueDepth": ("vllm:num_requests_waiting", "inference_queue_depth", "4", "sum"),
     "kvCacheUsage": ("vllm:kv_cache_usage_perc", "inference_kv_cache_usage", "0.7", "avg"),
 }
@@ -153,14 +164,14 @@ def test_several_signals_the_hpa_follows_the_hottest(helm_binary: str) -> None:
 # --- presets' recommended sets --------------------------------------------------------------------
 
 
-def test_vllm_preset_set_is_kv_cache_and_waiting_requests(helm_binary: str) -> None:
+def test_vllm_preset_set_is_running_requests(helm_binary: str) -> None:
     r = render(sets=("autoscaling.signals={preset}",))
-    assert [m for m, _ in hpa_metrics(r)] == ["inference_kv_cache_usage", "inference_queue_depth"]
+    assert [m for m, _ in hpa_metrics(r)] == ["inference_running_requests"]
 
 
-def test_switching_to_the_preset_set_is_one_value(default: Rendered) -> None:
+def test_switching_to_the_gpu_signal_is_one_value(default: Rendered) -> None:
     # The only difference between the two renders' HPAs is the metric list.
-    switched = render(sets=("autoscaling.signals={preset}",))
+    switched = render(sets=GPU_SIGNAL)
     (before,) = default.of_kind("HorizontalPodAutoscaler")
     (after,) = switched.of_kind("HorizontalPodAutoscaler")
     assert before["spec"]["metrics"] != after["spec"]["metrics"]
@@ -236,7 +247,7 @@ def test_not_ready_pods_are_joined_out_on_up_without_kube_state_metrics() -> Non
 
 
 def test_not_ready_pods_are_joined_out_on_kube_state_metrics_with_mapped_labels(existing: Rendered) -> None:
-    r = render((str(EXAMPLE_EXISTING),), sets=("autoscaling.excludeNotReady=true",))
+    r = render((str(EXAMPLE_EXISTING),), sets=(*GPU_SIGNAL, "autoscaling.excludeNotReady=true"))
     q = rule_for(r, "DCGM_FI_DEV_GPU_UTIL")["metricsQuery"]
     ready = f'kube_pod_status_ready{{namespace="{NAMESPACE}",condition="true"}} == 1'
     # GPU Operator series carry the pod in exported_pod: the readiness series is mapped onto it.
@@ -252,12 +263,19 @@ def test_not_ready_pods_are_joined_out_on_kube_state_metrics_with_mapped_labels(
 def test_deprecated_gpu_target_and_queue_depth_keys_still_apply(helm_binary: str) -> None:
     r = render(
         sets=(
+            *GPU_SIGNAL,
             "autoscaling.gpuUtilizationTarget=70",
             "autoscaling.queueDepth.enabled=true",
             "autoscaling.queueDepth.target=6",
         )
     )
     assert hpa_metrics(r) == [("DCGM_FI_DEV_GPU_UTIL", "70"), ("inference_queue_depth", "6")]
+
+
+def test_deprecated_gpu_target_keeps_the_gpu_signal_on_beside_the_new_default(helm_binary: str) -> None:
+    # Who set gpuUtilizationTarget scaled on GPU utilization (the old default): it stays on.
+    r = render(sets=("autoscaling.gpuUtilizationTarget=70",))
+    assert hpa_metrics(r) == [("inference_running_requests", "96"), ("DCGM_FI_DEV_GPU_UTIL", "70")]
 
 
 def test_notes_name_the_new_key_for_a_deprecated_one(helm_binary: str) -> None:
@@ -267,8 +285,8 @@ def test_notes_name_the_new_key_for_a_deprecated_one(helm_binary: str) -> None:
 
 
 def test_notes_list_a_metric_check_per_signal(helm_binary: str) -> None:
-    notes = render_notes(sets=("autoscaling.signals={preset}",))
-    for metric in ("inference_kv_cache_usage", "inference_queue_depth"):
+    notes = render_notes(sets=("autoscaling.signals={preset,kvCacheUsage,queueDepth}",))
+    for metric in ("inference_running_requests", "inference_kv_cache_usage", "inference_queue_depth"):
         assert f'/apis/custom.metrics.k8s.io/v1beta2/namespaces/{NAMESPACE}/pods/*/{metric}"' in notes
     assert "Deprecated" not in notes
 

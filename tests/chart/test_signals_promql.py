@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import EXAMPLE_EXISTING, NAMESPACE, SCENARIOS, Rendered, render
+from .conftest import EXAMPLE_EXISTING, GPU_SIGNAL, NAMESPACE, SCENARIOS, Rendered, render
 from .promtool_kit import adapter_query, expected, pod_sample, promtool_out, write_prometheus_files
 
 pytestmark = pytest.mark.unit
@@ -123,7 +123,11 @@ def test_keda_trigger_sums_ready_pods_of_the_release(promtool: str, tmp_path: Pa
 def test_gpu_signal_with_exported_labels_and_kube_state_metrics(promtool: str, tmp_path: Path) -> None:
     r = render(
         (str(EXAMPLE_EXISTING),),
-        sets=("autoscaling.excludeNotReady=true", "autoscaling.signalSettings.gpuUtilization.window=1m"),
+        sets=(
+            *GPU_SIGNAL,
+            "autoscaling.excludeNotReady=true",
+            "autoscaling.signalSettings.gpuUtilization.window=1m",
+        ),
     )
     groups = r.of_kind("PrometheusRule")[0]["spec"]["groups"]
     rules = {"rules.yml": yaml.safe_dump({"groups": groups})}

@@ -42,6 +42,9 @@ def local_cluster() -> Iterator[LocalCluster]:
         image_pull_s=4.0,
         scale_down_unneeded_s=30.0,
         scale_down_window_s=45,
+        # These tests follow the design's signal on the classic (one request at a time) server.
+        profile="classic",
+        set_values=("autoscaling.signals={gpuUtilization}",),
     )
     cluster = LocalCluster(cfg)
     cluster.down()  # leftovers of an interrupted run

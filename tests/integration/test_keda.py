@@ -60,6 +60,7 @@ def keda_cluster() -> Iterator[LocalCluster]:
         image_pull_s=4.0,
         scale_down_unneeded_s=30.0,
         scale_down_window_s=45,
+        set_values=("autoscaling.signals={gpuUtilization}",),
     )
     cluster = LocalCluster(cfg)
     cluster.down()  # leftovers of an interrupted run

@@ -208,12 +208,14 @@ the recording rules, validate.yaml (problems) and NOTES.txt (deprecated). Each s
 {{- if not (kindIs "invalid" $as.gpuUtilizationTarget) -}}
 {{- $_ := set (index $settings "gpuUtilization") "target" $as.gpuUtilizationTarget -}}
 {{- $_ := set $targetKey "gpuUtilization" "autoscaling.gpuUtilizationTarget" -}}
-{{- $deprecated = append $deprecated "autoscaling.gpuUtilizationTarget -> autoscaling.signalSettings.gpuUtilization.target" -}}
+{{- $deprecated = append $deprecated "autoscaling.gpuUtilizationTarget -> autoscaling.signalSettings.gpuUtilization.target (and autoscaling.signals: [gpuUtilization])" -}}
 {{- end -}}
 {{- $names := list -}}
 {{- range $as.signals -}}
 {{- if eq (toString .) "preset" -}}{{- $names = concat $names $recommended -}}{{- else -}}{{- $names = append $names (toString .) -}}{{- end -}}
 {{- end -}}
+{{- /* Who set the deprecated GPU target scaled on GPU utilization (the old default): keep that signal on. */ -}}
+{{- if not (kindIs "invalid" $as.gpuUtilizationTarget) -}}{{- $names = append $names "gpuUtilization" -}}{{- end -}}
 {{- $legacyQueue := false -}}
 {{- with $as.queueDepth -}}
 {{- if not (kindIs "invalid" .target) -}}
@@ -227,6 +229,14 @@ the recording rules, validate.yaml (problems) and NOTES.txt (deprecated). Each s
 {{- end -}}
 {{- end -}}
 {{- $names = uniq $names -}}
+{{- /* The GPU target is checked whether or not the signal is on: a bad value is refused, never kept for later. */ -}}
+{{- with (index $settings "gpuUtilization") -}}
+{{- $t := float64 .target -}}
+{{- if or (lt $t 1.0) (gt $t 90.0) -}}
+{{- $k := index $targetKey "gpuUtilization" -}}
+{{- $problems = append $problems (printf "%s=%v is outside 1-90. The HPA ignores changes within 10 %% of the target (tolerance 0.1) and GPU utilization stops at 100, so above 90 it can never scale up. Fix: set %s between 1 and 90 (default 80)" $k .target $k) -}}
+{{- end -}}
+{{- end -}}
 {{- if not $names -}}
 {{- $problems = append $problems "autoscaling.signals is empty: the autoscaler would have nothing to scale on. Fix: set autoscaling.signals to [gpuUtilization] (the default), [preset] (the preset's recommended set) or a list of gpuUtilization, runningRequests, requestRate, queueDepth, kvCacheUsage, custom" -}}
 {{- end -}}
@@ -254,11 +264,6 @@ inference scrape job answering (vLLM serves /metrics only once the model is load
 {{- $s := dict "name" $name "podLabel" "pod" "namespaceLabel" "namespace" "aggregate" "sum" "window" ($set.window | default "") -}}
 {{- if eq $name "gpuUtilization" -}}
 {{- $_ := mergeOverwrite $s (dict "series" $w.gpuMetric "metric" $w.gpuMetric "podLabel" $w.labels.pod "namespaceLabel" $w.labels.namespace "aggregate" "avg") -}}
-{{- $t := float64 $set.target -}}
-{{- if or (lt $t 1.0) (gt $t 90.0) -}}
-{{- $k := index $targetKey "gpuUtilization" -}}
-{{- $problems = append $problems (printf "%s=%v is outside 1-90. The HPA ignores changes within 10 %% of the target (tolerance 0.1) and GPU utilization stops at 100, so above 90 it can never scale up. Fix: set %s between 1 and 90 (default 80)" $k $set.target $k) -}}
-{{- end -}}
 {{- else if eq $name "custom" -}}
 {{- $_ := mergeOverwrite $s (dict "series" ($set.series | default "") "metric" $w.customSignal.metric "aggregate" "max") -}}
 {{- if or (not $set.query) (not $set.series) -}}

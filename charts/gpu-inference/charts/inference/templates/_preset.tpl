@@ -44,9 +44,12 @@ signals:
     queueDepth: "vllm:num_requests_waiting"
     # 0-1. vllm:gpu_cache_usage_perc before the rename (vllm-project/vllm#18354); v0.11 exports this one.
     kvCacheUsage: "vllm:kv_cache_usage_perc"
-  # KV-cache usage rises with the work in the batch before requests queue; waiting requests catch
-  # a server that is already saturated. GPU utilization reads ~100 % with one sequence decoding.
-  recommended: [kvCacheUsage, queueDepth]
+  # The batch (running requests) sets vLLM's time per output token: it is the signal the HPA can
+  # divide. KV-cache usage stays low for short chats on a small model (the KV cache of a 1.5B model
+  # on a T4 holds far more tokens than 256 short sequences need) and waiting requests appear only
+  # once the server is saturated; GPU utilization reads ~100 % with one sequence decoding.
+  # docs/benchmarks.md has the measured comparison.
+  recommended: [runningRequests]
 preStopSleepSeconds: 10
 env:
   # Non-root with a read-only root filesystem: every cache lives on a mounted volume.
