@@ -457,3 +457,12 @@ def test_the_valid_counterparts_render(helm_binary: str) -> None:
             "dcgm-exporter.enabled=false",
         )
     )
+
+
+def test_notes_say_plainly_when_gpu_utilization_scales_vllm(helm_binary: str) -> None:
+    gpu = render_notes(sets=GPU_SIGNAL)
+    assert "GPU utilization reads ~100 % with one request in the batch" in gpu
+    assert "1.76x the GPU-hours" in gpu
+    default = render_notes()
+    assert "one request in the batch" not in default
+    assert "autoscaling.signals: [gpuUtilization]" in default
