@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.options import SetOpt, ValuesFilesOpt
 from gpu_inference.domain.constants import GPU_UTIL_METRIC
 from gpu_inference.domain.timeline import RunReport
+
+if TYPE_CHECKING:
+    from gpu_inference.services.local.cluster import LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,9 @@ def demo(
             # The llm profile is the chart's vLLM: open-loop arrivals and per-request SLO records; the
             # classic profile serves one request at a time and keeps locust's closed loop.
             open_loop = cluster.cfg.profile == "llm"  # resolved from the chart's preset by up()
+            if open_loop:
+                calibration = calibration or measure_capacity(out)
+                size_running_target(cluster, calibration, set_values or [])
             options = VerifyOptions(
                 target=target,
                 shape=shape,
@@ -121,6 +127,63 @@ def demo(
                 cluster.down()
     if not passed:
         raise typer.Exit(code=1)
+
+
+def measure_capacity(out: Path) -> Path:
+    """One SIMULATED llm replica's capacity at the default SLO, measured beside the cluster."""
+    from gpu_inference.domain.requests import Slo
+    from gpu_inference.services.loadtest.calibrate import CalibrationOptions
+    from gpu_inference.services.loadtest.calibrate_sim import calibrate_simulated
+
+    coarse = out / "calibration"
+    options = CalibrationOptions(
+        start_rate=1.0,
+        growth=2.0,
+        step_s=10.0,
+        min_requests=20,
+        cooldown_s=2.0,
+        target_attainment=0.95,
+        request=OpenLoopOptions(max_in_flight=1024),
+        out_dir=coarse,
+    )
+    cal = calibrate_simulated("llm", Slo(ttft_s=2.0, tpot_s=0.2), options)
+    typer.echo(cal.table())
+    return coarse.with_name(coarse.name + "-fine") / "calibration.json"
+
+
+def size_running_target(cluster: LocalCluster, calibration: Path, set_values: list[str]) -> None:
+    """Set runningRequests' target to the batch at 85 % of the measured capacity, as `calibrate` suggests.
+
+    The chart's 96 was measured the same way; a replica measured faster or slower on this machine
+    gets its own figure, so the HPA's target and the oracle's capacity describe the same replica.
+    A --set of that target wins.
+    """
+    from gpu_inference.cli.calibrate import HEADROOM, running_requests
+    from gpu_inference.services.loadtest.calibrate import Calibration
+
+    key = "autoscaling.signalSettings.runningRequests.target"
+    if any(s.startswith(key + "=") for s in set_values):
+        return
+    if "inference_running_requests" not in cluster.hpa_metric_names():
+        return
+    cal = Calibration.model_validate_json(calibration.read_text())
+    if cal.capacity_rps is None:
+        return
+    aim = HEADROOM * cal.capacity_rps
+    met = [s for s in cal.steps if s.met_target and s.rate <= cal.capacity_rps]
+    if not met:
+        return
+    step = min(met, key=lambda s: abs(s.rate - aim))
+    running = running_requests(step)
+    if running is None:
+        return
+    target = max(1, round(running))
+    cluster.cfg = cluster.cfg.model_copy(update={"set_values": (*cluster.cfg.set_values, f"{key}={target}")})
+    cluster.install_chart()
+    typer.echo(
+        f"runningRequests target {target}: requests in flight at {step.rate:g} req/s, "
+        f"{HEADROOM:.0%} of the measured capacity {cal.capacity_rps:g} req/s (SIMULATED, as `calibrate` does)"
+    )
 
 
 def signal_advice(report: RunReport) -> list[str]:
