@@ -159,13 +159,7 @@ def measure_capacity(matrix: Matrix, out_dir: Path) -> tuple[float, str]:
         slo.ttft_s,
         slo.tpot_s,
     )
-    cal = calibrate_simulated(matrix.profile, slo, coarse)
-    if cal.capacity_rps is not None:
-        fine = [round(cal.capacity_rps * f, 2) for f in (1.19, 1.41, 1.68)]
-        refine = coarse.model_copy(
-            update={"rates": [cal.capacity_rps, *fine], "out_dir": out_dir / "calibration-fine"}
-        )
-        cal = calibrate_simulated(matrix.profile, slo, refine)
+    cal = calibrate_simulated(matrix.profile, slo, coarse)  # the climb, then finer steps in calibration-fine
     if cal.capacity_rps is None:
         raise ConfigError("slo", "no rate met the SLO on one SIMULATED replica", "relax slo.ttft_ms/tpot_ms")
     log.info("calibration:\n%s", cal.table())
