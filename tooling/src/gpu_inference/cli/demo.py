@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,9 +18,6 @@ from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.options import SetOpt, ValuesFilesOpt
 from gpu_inference.domain.constants import GPU_UTIL_METRIC
 from gpu_inference.domain.timeline import RunReport
-
-if TYPE_CHECKING:
-    from gpu_inference.services.local.cluster import LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +73,17 @@ def demo(
 
     passed = False
     with user_errors():
+        sets = list(set_values or [])
+        if profile in ("auto", "llm"):
+            # The chart's vLLM (llm profile): measure one replica first, beside the cluster.
+            calibration = calibration or measure_capacity(out)
+            extra = running_target(calibration, sets)
+            sets += [extra] if extra else []
         cfg = LocalClusterConfig.from_options(
             name=name,
             profile=profile,
             values_files=tuple(values or ()),
-            set_values=tuple(set_values or ()),
+            set_values=tuple(sets),
         )
         cluster = LocalCluster(cfg)
         try:
@@ -89,9 +92,6 @@ def demo(
             # The llm profile is the chart's vLLM: open-loop arrivals and per-request SLO records; the
             # classic profile serves one request at a time and keeps locust's closed loop.
             open_loop = cluster.cfg.profile == "llm"  # resolved from the chart's preset by up()
-            if open_loop:
-                calibration = calibration or measure_capacity(out)
-                size_running_target(cluster, calibration, set_values or [])
             options = VerifyOptions(
                 target=target,
                 shape=shape,
@@ -151,39 +151,32 @@ def measure_capacity(out: Path) -> Path:
     return coarse.with_name(coarse.name + "-fine") / "calibration.json"
 
 
-def size_running_target(cluster: LocalCluster, calibration: Path, set_values: list[str]) -> None:
-    """Set runningRequests' target to the batch at 85 % of the measured capacity, as `calibrate` suggests.
-
-    The chart's 96 was measured the same way; a replica measured faster or slower on this machine
-    gets its own figure, so the HPA's target and the oracle's capacity describe the same replica.
-    A --set of that target wins.
+def running_target(calibration: Path, set_values: list[str]) -> str | None:
+    """`--set` for runningRequests' target: the batch at 85 % of the measured capacity, as `calibrate`
+    suggests. The chart's 96 was measured the same way; a replica measured faster or slower on this
+    machine gets its own figure, so the HPA's target and the oracle's capacity describe the same
+    replica. None when the user set the target, or the calibration gives no figure.
     """
     from gpu_inference.cli.calibrate import HEADROOM, running_requests
     from gpu_inference.services.loadtest.calibrate import Calibration
 
     key = "autoscaling.signalSettings.runningRequests.target"
     if any(s.startswith(key + "=") for s in set_values):
-        return
-    if "inference_running_requests" not in cluster.hpa_metric_names():
-        return
+        return None
     cal = Calibration.model_validate_json(calibration.read_text())
     if cal.capacity_rps is None:
-        return
+        return None
     aim = HEADROOM * cal.capacity_rps
     met = [s for s in cal.steps if s.met_target and s.rate <= cal.capacity_rps]
-    if not met:
-        return
-    step = min(met, key=lambda s: abs(s.rate - aim))
-    running = running_requests(step)
+    running = running_requests(min(met, key=lambda s: abs(s.rate - aim))) if met else None
     if running is None:
-        return
+        return None
     target = max(1, round(running))
-    cluster.cfg = cluster.cfg.model_copy(update={"set_values": (*cluster.cfg.set_values, f"{key}={target}")})
-    cluster.install_chart()
     typer.echo(
-        f"runningRequests target {target}: requests in flight at {step.rate:g} req/s, "
-        f"{HEADROOM:.0%} of the measured capacity {cal.capacity_rps:g} req/s (SIMULATED, as `calibrate` does)"
+        f"runningRequests target {target}: requests in flight at ~{HEADROOM:.0%} of the measured "
+        f"capacity {cal.capacity_rps:g} req/s (SIMULATED; what `gpu-inference calibrate` suggests)"
     )
+    return f"{key}={target}"
 
 
 def signal_advice(report: RunReport) -> list[str]:
