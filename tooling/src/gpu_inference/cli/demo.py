@@ -47,7 +47,7 @@ def demo(
         typer.Option(
             "--peak-factor", min=0.1, help="Open loop: peak rate as a multiple of the measured capacity."
         ),
-    ] = 1.7,
+    ] = 1.4,
     calibration: Annotated[
         Path | None,
         typer.Option(
@@ -74,11 +74,6 @@ def demo(
     passed = False
     with user_errors():
         sets = list(set_values or [])
-        if profile in ("auto", "llm"):
-            # The chart's vLLM (llm profile): measure one replica first, beside the cluster.
-            calibration = calibration or measure_capacity(out)
-            extra = running_target(calibration, sets)
-            sets += [extra] if extra else []
         cfg = LocalClusterConfig.from_options(
             name=name,
             profile=profile,
@@ -127,56 +122,6 @@ def demo(
                 cluster.down()
     if not passed:
         raise typer.Exit(code=1)
-
-
-def measure_capacity(out: Path) -> Path:
-    """One SIMULATED llm replica's capacity at the default SLO, measured beside the cluster."""
-    from gpu_inference.domain.requests import Slo
-    from gpu_inference.services.loadtest.calibrate import CalibrationOptions
-    from gpu_inference.services.loadtest.calibrate_sim import calibrate_simulated
-
-    coarse = out / "calibration"
-    options = CalibrationOptions(
-        start_rate=1.0,
-        growth=2.0,
-        step_s=10.0,
-        min_requests=20,
-        cooldown_s=2.0,
-        target_attainment=0.95,
-        request=OpenLoopOptions(max_in_flight=1024),
-        out_dir=coarse,
-    )
-    cal = calibrate_simulated("llm", Slo(ttft_s=2.0, tpot_s=0.2), options)
-    typer.echo(cal.table())
-    return coarse.with_name(coarse.name + "-fine") / "calibration.json"
-
-
-def running_target(calibration: Path, set_values: list[str]) -> str | None:
-    """`--set` for runningRequests' target: the batch at 85 % of the measured capacity, as `calibrate`
-    suggests. The chart's 96 was measured the same way; a replica measured faster or slower on this
-    machine gets its own figure, so the HPA's target and the oracle's capacity describe the same
-    replica. None when the user set the target, or the calibration gives no figure.
-    """
-    from gpu_inference.cli.calibrate import HEADROOM, running_requests
-    from gpu_inference.services.loadtest.calibrate import Calibration
-
-    key = "autoscaling.signalSettings.runningRequests.target"
-    if any(s.startswith(key + "=") for s in set_values):
-        return None
-    cal = Calibration.model_validate_json(calibration.read_text())
-    if cal.capacity_rps is None:
-        return None
-    aim = HEADROOM * cal.capacity_rps
-    met = [s for s in cal.steps if s.met_target and s.rate <= cal.capacity_rps]
-    running = running_requests(min(met, key=lambda s: abs(s.rate - aim))) if met else None
-    if running is None:
-        return None
-    target = max(1, round(running))
-    typer.echo(
-        f"runningRequests target {target}: requests in flight at ~{HEADROOM:.0%} of the measured "
-        f"capacity {cal.capacity_rps:g} req/s (SIMULATED; what `gpu-inference calibrate` suggests)"
-    )
-    return f"{key}={target}"
 
 
 def signal_advice(report: RunReport) -> list[str]:

@@ -142,7 +142,7 @@ def verify_scaleup(
             help="Default step's peak as a multiple of the capacity.",
             rich_help_panel=VERDICT,
         ),
-    ] = 1.7,
+    ] = 1.4,
     prompt_tokens: Annotated[
         int, typer.Option("--prompt-tokens", min=1, help="Open-loop prompt length.", rich_help_panel=VERDICT)
     ] = 128,

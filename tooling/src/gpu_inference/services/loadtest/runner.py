@@ -125,7 +125,7 @@ class VerifyOptions(LoadTestOptions, Bounds):
     #: A calibration.json from `gpu-inference calibrate` to take capacity_rps from.
     calibration_file: Path | None = None
     #: Open-loop mode with no rate shape: a step to this multiple of the measured capacity.
-    peak_factor: float = Field(default=1.7, gt=0)
+    peak_factor: float = Field(default=1.4, gt=0)
     #: Open-loop mode with no rate shape: the step's length (seconds).
     open_duration_s: float = Field(default=240.0, gt=0)
 
