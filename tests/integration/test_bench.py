@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_ci_matrix_runs_and_writes_measured_tables(tmp_path: Path) -> None:
     name = "gi-bench-test"
     out = tmp_path / "bench"
-    ports = {"--front-door-port": 38100, "--prometheus-port": 39190, "--adapter-port": 36543}
+    ports = {"--front-door-port": 22100, "--prometheus-port": 22190, "--adapter-port": 22543}
     cmd = [
         sys.executable,
         "-m",

@@ -28,7 +28,7 @@ def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path, llm_calibration: P
         "--out",
         str(out),
         "--duration",
-        "150",
+        "300",
         # the session's measurement of one SIMULATED llm replica (the demo would otherwise measure it)
         "--calibration",
         str(llm_calibration),

@@ -25,7 +25,7 @@ from gpu_inference.services.local.config import LocalClusterConfig
 pytestmark = pytest.mark.timeout(900)
 
 NAME = "gi-verdict"
-PORTS = {"front_door_port": 38100, "prometheus_port": 39190, "adapter_port": 36543}
+PORTS = {"front_door_port": 23100, "prometheus_port": 23190, "adapter_port": 23543}
 REQUEST = OpenLoopOptions(prompt_tokens=128, max_tokens=64, max_in_flight=1024)
 
 

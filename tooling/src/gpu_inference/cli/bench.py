@@ -46,9 +46,9 @@ def bench(
     name: Annotated[
         str, typer.Option("--name", help="Name of the local cluster each cell starts.", rich_help_panel=LOCAL)
     ] = "bench",
-    front_door_port: Annotated[int, typer.Option(help="Loopback port of the inference API.")] = 38000,
-    prometheus_port: Annotated[int, typer.Option(help="Loopback port of Prometheus.")] = 39090,
-    adapter_port: Annotated[int, typer.Option(help="Loopback port of prometheus-adapter.")] = 36443,
+    front_door_port: Annotated[int, typer.Option(help="Loopback port of the inference API.")] = 24000,
+    prometheus_port: Annotated[int, typer.Option(help="Loopback port of Prometheus.")] = 24090,
+    adapter_port: Annotated[int, typer.Option(help="Loopback port of prometheus-adapter.")] = 24443,
     resume: Annotated[
         bool,
         typer.Option(

@@ -34,7 +34,7 @@ def demo(
         int,
         typer.Option("--peak-users", min=1, help="Closed loop (classic profile): peak locust users."),
     ] = 3,
-    duration: Annotated[float, typer.Option("--duration", min=30, help="Load duration in seconds.")] = 180.0,
+    duration: Annotated[float, typer.Option("--duration", min=30, help="Load duration in seconds.")] = 300.0,
     profile: Annotated[
         str,
         typer.Option(
@@ -47,7 +47,7 @@ def demo(
         typer.Option(
             "--peak-factor", min=0.1, help="Open loop: peak rate as a multiple of the measured capacity."
         ),
-    ] = 1.4,
+    ] = 1.2,
     calibration: Annotated[
         Path | None,
         typer.Option(

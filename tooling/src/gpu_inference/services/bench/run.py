@@ -56,9 +56,9 @@ class BenchOptions:
     out_dir: Path
     #: The local cluster each cell starts (and removes); distinct from a developer's own cluster.
     cluster_name: str = "bench"
-    front_door_port: int = 38000
-    prometheus_port: int = 39090
-    adapter_port: int = 36443
+    front_door_port: int = 24000
+    prometheus_port: int = 24090
+    adapter_port: int = 24443
     matrix_path: str = ""
     #: Keep the cells that already ran ok in out_dir/results.jsonl; run only the others.
     resume: bool = False
