@@ -44,7 +44,7 @@ from gpu_inference.adapters.openloop import (
 )
 from gpu_inference.adapters.prometheus import Prometheus
 from gpu_inference.domain.constants import SIMULATED_HEADER, SIMULATED_METRIC, SIMULATED_NODE_LABEL
-from gpu_inference.domain.rate_shapes import RateShape, StepRate
+from gpu_inference.domain.rate_shapes import RampRate, RateShape
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo, percentile
 from gpu_inference.domain.timeline import (
     DEFAULT_METRIC,
@@ -758,8 +758,16 @@ def with_capacity(o: VerifyOptions) -> VerifyOptions:
                 "pass --rate-shape and --rate",
             )
         peak = round(o.peak_factor * capacity, 1)
-        update["rate_shape"] = StepRate(peak_rate=peak, duration_s=o.open_duration_s, steps=2)
-        log.info("open-loop load: a step to %.1f req/s (%.1fx the measured capacity)", peak, o.peak_factor)
+        # A ramp (like a morning's traffic) from a fifth of one replica's capacity to the peak over
+        # half the run, then the peak: the autoscaler can add capacity before the first replica
+        # saturates. A step (--rate-shape step) also measures the cold start's backlog.
+        update["rate_shape"] = RampRate(
+            base_rate=round(0.2 * capacity, 1),
+            peak_rate=peak,
+            duration_s=o.open_duration_s,
+            rise_fraction=0.5,
+        )
+        log.info("open-loop load: a ramp to %.1f req/s (%.1fx the measured capacity)", peak, o.peak_factor)
     return o.model_copy(update=update) if update else o
 
 
