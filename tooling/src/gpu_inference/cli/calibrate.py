@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gpu_inference.adapters.openloop import read_records
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.options import LocalOpt, NameOpt
 from gpu_inference.errors import ConfigError
-from gpu_inference.services.loadtest.calibrate import Calibration, CalibrationStep
+
+if TYPE_CHECKING:
+    from gpu_inference.services.loadtest.calibrate import Calibration, CalibrationStep
 
 
 def calibrate_command(
@@ -113,6 +114,8 @@ def suggested_targets(cal: Calibration) -> list[str]:
 
 def running_requests(step: CalibrationStep) -> float | None:
     """Mean requests in flight during a step (Little's law: arrival rate x mean latency of its requests)."""
+    from gpu_inference.adapters.openloop import read_records
+
     records = [r for r in read_records(Path(step.records_path)) if r.ok and r.latency_s is not None]
     if not records:
         return None

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from gpu_inference.adapters.openloop import OpenLoopOptions
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.options import SetOpt, ValuesFilesOpt
 from gpu_inference.domain.constants import GPU_UTIL_METRIC
-from gpu_inference.domain.timeline import RunReport
+
+if TYPE_CHECKING:
+    from gpu_inference.domain.timeline import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def demo(
     The default load (3 users at peak) saturates one simulated T4 replica and fits two under the
     80 % target, so a healthy stack scales 1 -> 2 and back.
     """
+    from gpu_inference.adapters.openloop import OpenLoopOptions
     from gpu_inference.rendering.cost_tables import report_table
     from gpu_inference.services import local
     from gpu_inference.services.cost.report import cost_report_from_run

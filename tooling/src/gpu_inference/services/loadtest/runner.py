@@ -771,10 +771,6 @@ def with_capacity(o: VerifyOptions) -> VerifyOptions:
     return o.model_copy(update=update) if update else o
 
 
-def slo_s(slo: Slo) -> tuple[float, float]:
-    return slo.ttft_s, slo.tpot_s
-
-
 def simulator_profile_name(target: Target, timeout_s: float = 10.0) -> str | None:
     """The GPU simulator's profile behind `target` (its X-GPU-Simulator header), or None for real GPUs."""
     url = target.url + HEALTH_ROUTES[target.api]
