@@ -15,7 +15,7 @@ import pytest
 from gpu_inference.services.local.cluster import LocalCluster
 from gpu_inference.services.local.config import LocalClusterConfig
 
-from .conftest import PORT_OFFSET
+from .clusters import PORT_OFFSET
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,8 +36,9 @@ def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path, llm_calibration: P
     ]
     # The demo's default ports differ from the session cluster's (conftest): both may be up at once.
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=840, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    report = json.loads((out / "report.json").read_text())
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    assert proc.returncode == 0, _failure(report, proc)
     assert report["passed"] is True
     assert report["simulated"] is True
     assert report["peak_replicas"] > report["initial_replicas"]
@@ -56,3 +58,10 @@ def test_demo_verifies_scale_up_and_cleans_up(tmp_path: Path, llm_calibration: P
     assert not workdir.exists(), "demo left its cluster's files behind"
     left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True, check=False).stdout
     assert not left.strip(), f"demo left processes behind:\n{left}"
+
+
+def _failure(report: dict[str, Any], proc: subprocess.CompletedProcess[str]) -> str:
+    """What a failed demo says first: the checks that failed and the run's figures, then its log."""
+    failed = [f"{c['name']}: {c['detail']}" for c in report.get("checks", []) if not c.get("passed")]
+    figures = {k: report.get(k) for k in ("peak_replicas", "slo_attainment", "total_requests")}
+    return "\n".join(["failed checks:", *failed, f"figures: {figures}", proc.stderr[-6000:]])

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +25,8 @@ from kubernetes.utils import parse_quantity
 from gpu_inference.errors import ConfigError
 from gpu_inference.services.local import keda
 from gpu_inference.services.local.cluster import LocalCluster
-from gpu_inference.services.local.config import LocalClusterConfig
 
+from .clusters import OUT, PORT_OFFSET, gpu_utilization_config, running
 from .helpers import gpu_nodes, inference_pods, ready, wait_until
 from .load import Load
 
@@ -37,9 +34,7 @@ log = logging.getLogger(__name__)
 pytestmark = pytest.mark.integration
 
 NAME = "gi-keda"
-#: Ports apart from the defaults (18000/19090/16443) and the session cluster's (28000/...).
-OFFSET = int(os.environ.get("GPU_INFERENCE_TEST_PORT_OFFSET", "0"))
-LOGS = Path(__file__).resolve().parents[2] / "out" / "integration-logs-keda"
+LOGS = OUT / "integration-logs-keda"
 
 
 @pytest.fixture(scope="module")
@@ -48,36 +43,17 @@ def keda_cluster() -> Iterator[LocalCluster]:
         keda.binaries()
     except ConfigError as exc:
         pytest.skip(f"{exc.problem}: run `make keda` (about 17 min cold) to run the KEDA test")
-    cfg = LocalClusterConfig(
-        name=NAME,
+    # Ports apart from the defaults (18000/19090/16443) and the session cluster's (28000/...).
+    cfg = gpu_utilization_config(
+        NAME,
         autoscaler="keda",
-        profile="classic",
-        front_door_port=21000 + OFFSET,
-        prometheus_port=21090 + OFFSET,
-        adapter_port=21443 + OFFSET,
-        keda_grpc_port=21666 + OFFSET,
-        model_load_s=8.0,
-        image_pull_s=4.0,
-        scale_down_unneeded_s=30.0,
-        scale_down_window_s=45,
-        set_values=("autoscaling.signals={gpuUtilization}",),
+        front_door_port=21000 + PORT_OFFSET,
+        prometheus_port=21090 + PORT_OFFSET,
+        adapter_port=21443 + PORT_OFFSET,
+        keda_grpc_port=21666 + PORT_OFFSET,
     )
-    cluster = LocalCluster(cfg)
-    cluster.down()  # leftovers of an interrupted run
-    try:
-        cluster.up()
+    with running(cfg, logs=LOGS) as cluster:
         yield cluster
-    finally:
-        shutil.rmtree(LOGS / "host", ignore_errors=True)
-        shutil.rmtree(LOGS / "control-plane", ignore_errors=True)
-        sources = {
-            "host": cluster.workdir / "logs",
-            "control-plane": cluster.workdir / "kwok" / "clusters" / NAME / "logs",
-        }
-        for name, src in sources.items():
-            if src.is_dir():
-                shutil.copytree(src, LOGS / name, dirs_exist_ok=True)
-        cluster.down()
 
 
 def _so(cluster: LocalCluster) -> dict[str, Any]:

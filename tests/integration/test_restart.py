@@ -3,7 +3,6 @@ TIME_WAIT must not count as "already in use"."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +13,15 @@ from kubernetes import client
 from gpu_inference.services.local.cluster import LocalCluster
 from gpu_inference.services.local.config import LocalClusterConfig
 
+from .clusters import PORT_OFFSET
+
 pytestmark = pytest.mark.timeout(600)
 
 NAME = "gi-restart"
-OFFSET = int(os.environ.get("GPU_INFERENCE_TEST_PORT_OFFSET", "0"))
 PORTS = {
-    "--front-door-port": 28100 + OFFSET,
-    "--prometheus-port": 29190 + OFFSET,
-    "--adapter-port": 26543 + OFFSET,
+    "--front-door-port": 28100 + PORT_OFFSET,
+    "--prometheus-port": 29190 + PORT_OFFSET,
+    "--adapter-port": 26543 + PORT_OFFSET,
 }
 
 

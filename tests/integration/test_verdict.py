@@ -7,8 +7,7 @@ for the right reason, with its figure.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from gpu_inference.services.loadtest.calibrate import Calibration
 from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 from gpu_inference.services.local.cluster import LocalCluster
 from gpu_inference.services.local.config import LocalClusterConfig
+
+from .clusters import running
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -37,16 +38,8 @@ def capacity(llm_calibration: Path) -> float:
     return cal.capacity_rps
 
 
-@contextmanager
-def _cluster(*set_values: str) -> Iterator[LocalCluster]:
-    cfg = LocalClusterConfig.from_options(name=NAME, profile="llm", set_values=set_values, **PORTS)
-    cluster = LocalCluster(cfg)
-    cluster.down()
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        cluster.down()
+def _cluster(*set_values: str) -> AbstractContextManager[LocalCluster]:
+    return running(LocalClusterConfig.from_options(name=NAME, profile="llm", set_values=set_values, **PORTS))
 
 
 def _verify(out: Path, capacity: float, shape: object, **bounds: object) -> RunReport:

@@ -4,17 +4,19 @@ their argv, and a recording runner for the adapters. Nothing here reaches the ne
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import os
 import stat
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gpu_inference.adapters import process
+from gpu_inference.adapters.helm import Helm
 from gpu_inference.errors import ToolFailedError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,23 +33,14 @@ Handler = Callable[[str, list[str]], "str | process.Result | None"]
 
 
 @dataclass
-class Recorder:
+class Recorder(process.Runner):
     """A process.run stand-in: records (tool, args); the first handler that answers gives the output."""
 
     calls: list[tuple[str, list[str]]] = field(default_factory=list)
     handlers: list[Handler] = field(default_factory=list)
 
     def __call__(
-        self,
-        tool: str,
-        args: Sequence[str],
-        *,
-        timeout: float,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        check: bool = True,
-        secrets: Sequence[str] = (),
-        input_text: str | None = None,
+        self, tool: str, args: Sequence[str], *, timeout: float, input_text: str | None = None
     ) -> process.Result:
         assert timeout > 0, "every call needs an explicit timeout"
         argv = list(args)
@@ -57,7 +50,7 @@ class Recorder:
             if out is None:
                 continue
             if isinstance(out, process.Result):
-                if check and out.returncode:
+                if out.returncode:  # what process.run does on a non-zero exit
                     raise ToolFailedError(tool, argv, out.returncode, out.stdout + out.stderr)
                 return out
             return process.Result([tool, *argv], 0, out, "")
@@ -226,10 +219,19 @@ class FakeKube:
         raise AssertionError(f"unexpected kubectl call {argv}")
 
 
+def _bound(method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The arguments of a call as `method` would receive them (defaults filled in); a call that does
+    not fit the real signature fails here as it would against the real adapter."""
+    bound = inspect.signature(method).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 @dataclass
-class FakeHelm:
+class FakeHelm(Helm):
     """Stands in for gpu_inference.adapters.helm.Helm where the test is about order and arguments
-    (the real adapter's argv is asserted with a fake helm binary in test_aws_adapters)."""
+    (the real adapter's argv is asserted with a fake helm binary in test_aws_adapters). Each method
+    takes the real one's arguments; `install` is the real one, over the fake `upgrade_install`."""
 
     events: list[str]
     kubeconfig: Path | None = None
@@ -241,43 +243,26 @@ class FakeHelm:
     def version(self) -> str:
         return self.helm_version
 
-    def lint(self, chart: Path, *, values_files: Sequence[Path] = (), timeout_s: int = 120) -> None:
+    def lint(self, *args: Any, **kwargs: Any) -> None:
+        chart = _bound(Helm.lint, self, *args, **kwargs)["chart"]
         self.events.append(f"helm lint {chart.name}")
         if self.lint_error:
             raise ToolFailedError("helm", ["lint", "--strict", str(chart)], 1, self.lint_error)
 
-    def template(
-        self,
-        release: str,
-        chart: Path,
-        *,
-        namespace: str,
-        values_files: Sequence[Path] = (),
-        set_values: Any = None,
-        timeout_s: int = 120,
-    ) -> list[dict[str, Any]]:
+    def template(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        _bound(Helm.template, self, *args, **kwargs)
         return json.loads(json.dumps(self.objects))
 
-    def upgrade_install(
-        self,
-        release: str,
-        chart: Path | str,
-        *,
-        namespace: str,
-        values_files: Sequence[Path] = (),
-        values: Mapping[str, Any] | None = None,
-        wait: bool = True,
-        timeout_s: int = 600,
-        repo: str | None = None,
-        version: str | None = None,
-    ) -> int:
-        self.events.append(f"helm upgrade --install {release} -n {namespace}")
+    def upgrade_install(self, *args: Any, **kwargs: Any) -> int:
+        a = _bound(Helm.upgrade_install, self, *args, **kwargs)
+        self.events.append(f"helm upgrade --install {a['release']} -n {a['namespace']}")
         self.installs.append(
-            {"release": release, "chart": str(chart), "namespace": namespace, "values": dict(values or {}),
-             "values_files": list(values_files), "wait": wait, "repo": repo, "version": version,
-             "kubeconfig": self.kubeconfig}
+            {"release": a["release"], "chart": str(a["chart"]), "namespace": a["namespace"],
+             "values": dict(a["values"] or {}), "values_files": list(a["values_files"]), "wait": a["wait"],
+             "repo": a["repo"], "version": a["version"], "kubeconfig": self.kubeconfig}
         )  # fmt: skip
         return 1
 
-    def uninstall(self, release: str, *, namespace: str, wait: bool = True, timeout_s: int = 600) -> None:
-        self.events.append(f"helm uninstall {release} -n {namespace}")
+    def uninstall(self, *args: Any, **kwargs: Any) -> None:
+        a = _bound(Helm.uninstall, self, *args, **kwargs)
+        self.events.append(f"helm uninstall {a['release']} -n {a['namespace']}")

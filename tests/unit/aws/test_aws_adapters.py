@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from aws_testkit import FakeBin, Recorder
 
-from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl, parse_version
+from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl
 from gpu_inference.adapters.kubectl import Kubectl
+from gpu_inference.adapters.process import parse_version
 from gpu_inference.domain import eksctl_config as ec
 from gpu_inference.domain import versions
 from gpu_inference.errors import ToolFailedError, ToolNotFoundError
@@ -202,15 +203,7 @@ def test_addon_installs_through_pyhelm3_command_lines(fake_bin: FakeBin, tmp_pat
     kc = tmp_path / "kc"
     helm = Helm(kubeconfig=kc)
     for rel in (addons.cluster_autoscaler(cfg), addons.aws_load_balancer_controller(cfg, "vpc-123")):
-        helm.upgrade_install(
-            rel.release,
-            rel.chart,
-            namespace=rel.namespace,
-            values=rel.values,
-            repo=rel.repo,
-            version=rel.version,
-            timeout_s=600,
-        )
+        helm.install(rel, timeout_s=600)
     helm.uninstall("missing", namespace="kube-system")  # absent release: not an error (re-runs)
     calls = [c for c in fake_bin.calls("helm") if c[0] in ("show", "upgrade", "uninstall")]
     ca_show, ca_up, lbc_show, lbc_up, un = calls

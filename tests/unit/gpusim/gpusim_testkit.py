@@ -16,6 +16,7 @@ from gpu_inference.gpusim.server import (
     Replica,
     make_replica_app,
 )
+from gpu_inference.gpusim.simulator import SimConfig
 
 
 async def start_replica(
@@ -36,6 +37,29 @@ async def stop_replica(listener: Listener, replica: Replica) -> None:
     """Stop serving, then close the replica's engine runner (fails whatever still waits on it)."""
     await listener.stop()
     replica.runner.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(started: Awaitable[tuple[Listener, Replica]]) -> AsyncIterator[tuple[Listener, Replica]]:
+    """The replica `started` brings up (``serving(start_replica(host, ...))``); stopped on the way out."""
+    listener, replica = await started
+    try:
+        yield listener, replica
+    finally:
+        await stop_replica(listener, replica)
+
+
+def hand_driven(profile: Profile, front_door_host: str, **settings: Any) -> SimConfig:
+    """A whole simulator whose front door takes a free port on `front_door_host` and that collects
+    and reconciles only when the test calls it to (the periodic loops wait an hour)."""
+    return SimConfig(
+        profile=profile,
+        front_door_host=front_door_host,
+        front_door_port=0,
+        collect_interval_s=3600,
+        reconcile_period_s=3600,
+        **settings,
+    )
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:

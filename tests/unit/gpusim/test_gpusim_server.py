@@ -1,6 +1,6 @@
 """Real HTTP servers on loopback addresses: the vLLM API, the front door, the whole simulator.
 
-Each test runs its own event loop (asyncio.run) and stops every server in `finally`.
+Each test runs its own event loop (asyncio.run) and stops every server on the way out, whatever happens.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gpusim_testkit import front_door, replica_starter, stop_replica, usage
+from gpusim_testkit import front_door, hand_driven, replica_starter, serving, usage
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -112,9 +112,8 @@ def test_requests_really_take_the_modelled_time(loopback_host: Callable[[], str]
     slow = replace(CLASSIC_DEFAULT, capacity_tps=100.0)  # 20 tokens + 1/20 prompt = 0.2005 s each
 
     async def scenario() -> None:
-        listener, replica = await start_replica(loopback_host(), slow)
-        url = f"http://{listener.address}/v1/completions"
-        try:
+        async with serving(start_replica(loopback_host(), slow)) as (listener, _):
+            url = f"http://{listener.address}/v1/completions"
             async with aiohttp.ClientSession() as http:
 
                 async def one() -> float:
@@ -128,8 +127,6 @@ def test_requests_really_take_the_modelled_time(loopback_host: Callable[[], str]
             assert alone >= 0.2
             assert max(both) >= 0.4
             assert alone < 5  # generous: only catches a hang
-        finally:
-            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
@@ -225,13 +222,7 @@ def test_simulator_follows_pods_and_serves_dcgm_metrics(
 ) -> None:
     profile = replace(CLASSIC_DEFAULT, capacity_tps=200.0)  # 20-token requests take 0.1 s
     ip_a, ip_b, ip_dcgm = loopback_host(), loopback_host(), loopback_host()
-    cfg = SimConfig(
-        profile=profile,
-        front_door_host=loopback_host(),
-        front_door_port=0,
-        collect_interval_s=3600,  # collect by hand
-        reconcile_period_s=3600,
-    )
+    cfg = hand_driven(profile, loopback_host())
     exporter = dict(gpus=0, container="exporter", port=9400, port_name="metrics")
 
     async def scenario() -> None:
@@ -340,9 +331,8 @@ def test_llm_replica_reports_queue_not_just_utilization(loopback_host: Callable[
     tiny_batch = LLM_DEFAULT.with_overrides(max_batch=2)
 
     async def scenario() -> None:
-        listener, replica = await start_replica(loopback_host(), tiny_batch)
-        url = f"http://{listener.address}"
-        try:
+        async with serving(start_replica(loopback_host(), tiny_batch)) as (listener, replica):
+            url = f"http://{listener.address}"
             async with aiohttp.ClientSession() as http:
                 tasks = [
                     asyncio.create_task(
@@ -367,8 +357,6 @@ def test_llm_replica_reports_queue_not_just_utilization(loopback_host: Callable[
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
@@ -379,14 +367,7 @@ def test_allocate_mode_serves_pods_on_its_own_addresses_and_records_them(
 ) -> None:
     """For clusters whose pod IPs are not loopback: one simulator-chosen address per pod."""
     base = loopback_host().rsplit(".", 1)[0]
-    cfg = SimConfig(
-        profile=FAST,
-        front_door_host=loopback_host(),
-        collect_interval_s=3600,
-        reconcile_period_s=3600,
-        address_mode=AddressMode.ALLOCATE,
-        allocate_cidr=f"{base}.0/30",
-    )
+    cfg = hand_driven(FAST, loopback_host(), address_mode=AddressMode.ALLOCATE, allocate_cidr=f"{base}.0/30")
     recorded: list[tuple[str, str, str]] = []
 
     async def scenario() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gpusim_testkit import front_door, replica_starter, stop_replica
+from gpusim_testkit import front_door, hand_driven, replica_starter, serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_inference.gpusim import openai_api
@@ -54,8 +54,7 @@ def stream_body(tokens: int, chat: bool = False, **extra: Any) -> dict[str, Any]
 
 def test_completion_stream_parses_into_tokens_and_done(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> None:
-        listener, replica = await start_replica(loopback_host())
-        try:
+        async with serving(start_replica(loopback_host())) as (listener, _):
             async with aiohttp.ClientSession() as http:
                 t0 = time.monotonic()
                 url = f"http://{listener.address}/v1/completions"
@@ -82,16 +81,13 @@ def test_completion_stream_parses_into_tokens_and_done(loopback_host: Callable[[
             assert len(arrivals) >= 10
             assert arrivals[-1] - arrivals[0] >= 0.5 * 19 * LLM_DEFAULT.step_s(1, 0)
             assert arrivals[0] - t0 < 0.5 * (arrivals[-1] - t0)
-        finally:
-            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
 
 def test_chat_stream_through_the_front_door(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> None:
-        a, ra = await start_replica(loopback_host(), key="ns/a")
-        try:
+        async with serving(start_replica(loopback_host(), key="ns/a")) as (a, _):
             door = front_door(loopback_host(), DispatchMode.ROUND_ROBIN, profile_name="llm")
             async with door as (fd, front):
                 fd.set_endpoints([Endpoint("ns/a", a.host, a.port)])
@@ -116,28 +112,25 @@ def test_chat_stream_through_the_front_door(loopback_host: Callable[[], str]) ->
                     content = "".join(c["delta"].get("content", "") for c in choices[1:])
                     assert len(content.split()) == 12
                     assert choices[-1]["finish_reason"] == "length"
-        finally:
-            await stop_replica(a, ra)
 
     asyncio.run(scenario())
 
 
 def test_metrics_have_vllms_names_types_labels_and_buckets(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> dict[str, Any]:
-        listener, replica = await start_replica(loopback_host())
-        try:
-            async with aiohttp.ClientSession() as http:
-                base = f"http://{listener.address}"
-                for stream in (False, True):
-                    async with http.post(
-                        f"{base}/v1/completions", json={**stream_body(8), "stream": stream}
-                    ) as r:
-                        await r.read()
-                async with http.get(f"{base}/metrics") as r:
-                    assert r.headers[PROFILE_HEADER] == "llm"
-                    return {f.name: f for f in text_string_to_metric_families(await r.text())}
-        finally:
-            await stop_replica(listener, replica)
+        async with (
+            serving(start_replica(loopback_host())) as (listener, _),
+            aiohttp.ClientSession() as http,
+        ):
+            base = f"http://{listener.address}"
+            for stream in (False, True):
+                async with http.post(
+                    f"{base}/v1/completions", json={**stream_body(8), "stream": stream}
+                ) as r:
+                    await r.read()
+            async with http.get(f"{base}/metrics") as r:
+                assert r.headers[PROFILE_HEADER] == "llm"
+                return {f.name: f for f in text_string_to_metric_families(await r.text())}
 
     fams = asyncio.run(scenario())
     expected = {
@@ -187,29 +180,27 @@ def test_metrics_have_vllms_names_types_labels_and_buckets(loopback_host: Callab
 
 def test_profile_endpoint_header_and_gauge_say_which_profile_runs(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> None:
-        llm, rl = await start_replica(loopback_host(), LLM_DEFAULT, key="ns/llm")
-        classic, rc = await start_replica(loopback_host(), CLASSIC_DEFAULT, key="ns/classic")
-        try:
-            async with aiohttp.ClientSession() as http:
-                for listener, name in ((llm, "llm"), (classic, "classic")):
-                    async with http.get(f"http://{listener.address}/gpusim/profile") as r:
-                        assert r.headers[PROFILE_HEADER] == name
-                        doc = await r.json()
-                    assert doc["profile"] == name
-                    assert doc["simulated"] is True
-                    assert doc["replica"]["pod"] == f"ns/{name}"
-                    assert all(p["source"] for p in doc["parameters"].values())
-                    async with http.get(f"http://{listener.address}/health") as r:
-                        assert r.headers[PROFILE_HEADER] == name
-                    json.dumps(doc)  # plain JSON
-                async with http.get(f"http://{llm.address}/gpusim/profile") as r:
+        async with (
+            serving(start_replica(loopback_host(), LLM_DEFAULT, key="ns/llm")) as (llm, _),
+            serving(start_replica(loopback_host(), CLASSIC_DEFAULT, key="ns/classic")) as (classic, _),
+            aiohttp.ClientSession() as http,
+        ):
+            for listener, name in ((llm, "llm"), (classic, "classic")):
+                async with http.get(f"http://{listener.address}/gpusim/profile") as r:
+                    assert r.headers[PROFILE_HEADER] == name
                     doc = await r.json()
-                assert doc["parameters"]["max_batch"]["value"] == 256
-                assert doc["parameters"]["max_num_batched_tokens"]["value"] == 2048
-                assert "get_batch_defaults" in doc["parameters"]["max_num_batched_tokens"]["source"]
-        finally:
-            for listener, rep in ((llm, rl), (classic, rc)):
-                await stop_replica(listener, rep)
+                assert doc["profile"] == name
+                assert doc["simulated"] is True
+                assert doc["replica"]["pod"] == f"ns/{name}"
+                assert all(p["source"] for p in doc["parameters"].values())
+                async with http.get(f"http://{listener.address}/health") as r:
+                    assert r.headers[PROFILE_HEADER] == name
+                json.dumps(doc)  # plain JSON
+            async with http.get(f"http://{llm.address}/gpusim/profile") as r:
+                doc = await r.json()
+            assert doc["parameters"]["max_batch"]["value"] == 256
+            assert doc["parameters"]["max_num_batched_tokens"]["value"] == 2048
+            assert "get_batch_defaults" in doc["parameters"]["max_num_batched_tokens"]["source"]
 
     asyncio.run(scenario())
 
@@ -218,8 +209,7 @@ def test_classic_profile_streams_too(loopback_host: Callable[[], str]) -> None:
     slow = CLASSIC_DEFAULT.with_overrides(capacity_tps=100.0)  # 10 ms per token
 
     async def scenario() -> None:
-        listener, replica = await start_replica(loopback_host(), slow)
-        try:
+        async with serving(start_replica(loopback_host(), slow)) as (listener, _):
             async with aiohttp.ClientSession() as http:
                 url = f"http://{listener.address}/v1/completions"
                 async with http.post(url, json=stream_body(30)) as r:
@@ -228,8 +218,6 @@ def test_classic_profile_streams_too(loopback_host: Callable[[], str]) -> None:
             assert done
             assert len("".join(p["choices"][0]["text"] for p in payloads).split()) == 30
             assert arrivals[-1] - arrivals[0] >= 0.15  # spread over the ~0.3 s the tokens take
-        finally:
-            await stop_replica(listener, replica)
 
     asyncio.run(scenario())
 
@@ -237,16 +225,10 @@ def test_classic_profile_streams_too(loopback_host: Callable[[], str]) -> None:
 def test_whole_simulator_llm_one_stream_reads_full_utilization(
     loopback_host: Callable[[], str], make_pod: Callable[..., Any], make_node: Callable[..., Any]
 ) -> None:
-    from gpu_inference.gpusim.simulator import SimConfig, Simulator
+    from gpu_inference.gpusim.simulator import Simulator
 
     ip_pod, ip_dcgm = loopback_host(), loopback_host()
-    cfg = SimConfig(
-        profile=LLM_DEFAULT,
-        front_door_host=loopback_host(),
-        front_door_port=0,
-        collect_interval_s=3600,  # collect by hand
-        reconcile_period_s=3600,
-    )
+    cfg = hand_driven(LLM_DEFAULT, loopback_host())
 
     async def scenario() -> None:
         sim = Simulator(cfg)
@@ -286,8 +268,7 @@ def test_whole_simulator_llm_one_stream_reads_full_utilization(
 
 def test_a_client_that_leaves_mid_stream_frees_its_batch_slot(loopback_host: Callable[[], str]) -> None:
     async def scenario() -> None:
-        listener, replica = await start_replica(loopback_host())
-        try:
+        async with serving(start_replica(loopback_host())) as (listener, replica):
             url = f"http://{listener.address}/v1/completions"
             async with aiohttp.ClientSession() as http, http.post(url, json=stream_body(2000)) as r:
                 await r.content.readuntil(b"\n\n")
@@ -300,7 +281,5 @@ def test_a_client_that_leaves_mid_stream_frees_its_batch_slot(loopback_host: Cal
                     await asyncio.sleep(0.02)
             assert replica.runner.engine.running == 0
             assert replica.runner.in_flight == 0
-        finally:
-            await stop_replica(listener, replica)
 
     asyncio.run(scenario())

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from gpu_inference.domain.timeline import Target
+
 DATA = Path(__file__).parent / "data"
 NAMESPACE = "gpu-inference"
 HPA = "gpu-inference"
@@ -300,3 +302,16 @@ def write_kubeconfig(path: Path, server: str) -> Path:
         )
     )
     return path
+
+
+def fake_target(url: str, cluster_url: str, kubeconfig: Path, *, simulated: bool = False) -> Target:
+    """verify-scaleup's target: the API at `url`, the fake cluster's Prometheus at `cluster_url` and its
+    Kubernetes API through `kubeconfig`, the workload's namespace and HPA."""
+    return Target(
+        url=url,
+        prometheus_url=cluster_url,
+        kubeconfig=kubeconfig,
+        namespace=NAMESPACE,
+        hpa_name=HPA,
+        simulated=simulated,
+    )

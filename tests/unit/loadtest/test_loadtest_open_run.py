@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from loadtest_testkit import HPA, NAMESPACE, ClusterBackend, ClusterState, RouteServer, write_kubeconfig
+from loadtest_testkit import ClusterBackend, ClusterState, RouteServer, fake_target, write_kubeconfig
 from openloop_testkit import Plan, SseServer
 
 from gpu_inference.adapters.openloop import OpenLoopOptions, read_records
 from gpu_inference.domain.rate_shapes import StepRate
-from gpu_inference.domain.timeline import Target
+from gpu_inference.services.cost.report import usage_from_report
 from gpu_inference.services.loadtest.runner import REQUESTS_FILE, VerifyOptions, run_verify_scaleup
 
 pytestmark = pytest.mark.unit
@@ -56,13 +56,7 @@ def run(tmp_path: Path, plan: Plan, **criteria: float) -> tuple[object, Path]:
         with SseServer(plan) as api:
             report = run_verify_scaleup(
                 VerifyOptions(
-                    target=Target(
-                        url=api.url,
-                        prometheus_url=cluster.url,
-                        kubeconfig=kubeconfig,
-                        namespace=NAMESPACE,
-                        hpa_name=HPA,
-                    ),
+                    target=fake_target(api.url, cluster.url, kubeconfig),
                     out_dir=out,
                     interval_s=1.0,
                     mode="open",
@@ -92,6 +86,13 @@ def test_open_loop_run_records_every_request_and_judges_the_slo(tmp_path: Path) 
     assert "slo_attainment" in names
     assert names["slo_attainment"].passed, names["slo_attainment"].detail
     assert report.slo_attainment == 1.0  # type: ignore[attr-defined]
+    # tokens and bytes for the cost report come from the records, not from locust (absent here)
+    ok = [r for r in records if r.ok]
+    assert all(r.response_bytes > 0 for r in ok)
+    assert report.completion_tokens == sum(r.completion_tokens or 0 for r in ok) > 0  # type: ignore[attr-defined]
+    assert report.prompt_tokens == sum(r.prompt_tokens or 0 for r in ok) > 0  # type: ignore[attr-defined]
+    usage = usage_from_report(report)  # type: ignore[arg-type]
+    assert usage.response_bytes == sum(r.response_bytes for r in ok)
 
 
 def test_a_slow_server_fails_the_slo_attainment_check(tmp_path: Path) -> None:

@@ -15,11 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from loadtest_testkit import HPA, NAMESPACE, ClusterBackend, ClusterState, OpenAIState, RouteServer
+from loadtest_testkit import (
+    HPA,
+    NAMESPACE,
+    ClusterBackend,
+    ClusterState,
+    OpenAIState,
+    RouteServer,
+    fake_target,
+)
 from typer.testing import CliRunner
 
 from gpu_inference.cli.main import app
-from gpu_inference.domain.timeline import RunReport, Target, TimelineSample
+from gpu_inference.domain.timeline import RunReport, TimelineSample
 from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
@@ -84,17 +92,6 @@ def follows_the_load(api: OpenAIState, backend: ClusterBackend) -> Callable[[], 
     return script
 
 
-def target(api: RouteServer, cluster: RouteServer, kubeconfig: Path) -> Target:
-    return Target(
-        url=api.url,
-        prometheus_url=cluster.url,
-        kubeconfig=kubeconfig,
-        namespace=NAMESPACE,
-        hpa_name=HPA,
-        simulated=True,
-    )
-
-
 def test_verify_scaleup_end_to_end_with_an_unseen_shape(
     openai_server: RouteServer,
     openai_state: OpenAIState,
@@ -110,7 +107,7 @@ def test_verify_scaleup_end_to_end_with_an_unseen_shape(
     seen: list[TimelineSample] = []
     report = run_verify_scaleup(
         VerifyOptions(
-            target=target(openai_server, backend_server, kubeconfig),
+            target=fake_target(openai_server.url, backend_server.url, kubeconfig, simulated=True),
             shape=str(shape),
             out_dir=out,
             interval_s=1.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import kubernetes_validate
@@ -26,28 +28,25 @@ from gpu_inference.services.loadtest.sampler import Sampler, per_pod_query
 pytestmark = pytest.mark.unit
 
 
-def make_sampler(url: str, kubeconfig: Path, tmp_path: Path) -> tuple[Sampler, ClusterReader, Prometheus]:
-    cluster = ClusterReader(kubeconfig, NAMESPACE, HPA)
-    prom = Prometheus(url, timeout_s=3)
-    hpa = cluster.hpa_spec("DCGM_FI_DEV_GPU_UTIL")
-    sampler = Sampler(
-        namespace=NAMESPACE,
-        load_started_at=0.0,
-        prometheus=prom,
-        cluster=cluster,
-        hpa=hpa,
-        stats=StatsHistoryReader(tmp_path / "locust_stats_history.csv"),
-        tokens=TokensReader(tmp_path / "tokens.jsonl"),
-    )
-    return sampler, cluster, prom
+@contextmanager
+def make_sampler(url: str, kubeconfig: Path, tmp_path: Path) -> Iterator[Sampler]:
+    """A sampler of the fake cluster (Prometheus at `url`) and of locust's files in tmp_path; its
+    clients are closed on the way out."""
+    with closing(ClusterReader(kubeconfig, NAMESPACE, HPA)) as cluster, Prometheus(url, timeout_s=3) as prom:
+        yield Sampler(
+            namespace=NAMESPACE,
+            load_started_at=0.0,
+            prometheus=prom,
+            cluster=cluster,
+            hpa=cluster.hpa_spec("DCGM_FI_DEV_GPU_UTIL"),
+            stats=StatsHistoryReader(tmp_path / "locust_stats_history.csv"),
+            tokens=TokensReader(tmp_path / "tokens.jsonl"),
+        )
 
 
 def test_hpa_spec_is_read_from_the_hpa_object(kubeconfig: Path) -> None:
-    cluster = ClusterReader(kubeconfig, NAMESPACE, HPA)
-    try:
+    with closing(ClusterReader(kubeconfig, NAMESPACE, HPA)) as cluster:
         spec = cluster.hpa_spec("DCGM_FI_DEV_GPU_UTIL")
-    finally:
-        cluster.close()
     assert spec.target_value == 80
     assert (spec.min_replicas, spec.max_replicas) == (1, 4)
     assert (spec.target_kind, spec.target_name) == ("Deployment", "gpu-inference-inference")
@@ -55,24 +54,22 @@ def test_hpa_spec_is_read_from_the_hpa_object(kubeconfig: Path) -> None:
 
 
 def test_hpa_without_the_metric_is_a_config_error(kubeconfig: Path) -> None:
-    cluster = ClusterReader(kubeconfig, NAMESPACE, HPA)
-    try:
-        with pytest.raises(
+    with (
+        closing(ClusterReader(kubeconfig, NAMESPACE, HPA)) as cluster,
+        pytest.raises(
             ConfigError, match=r"does not scale on vllm:num_requests_waiting.*Pods:DCGM_FI_DEV_GPU_UTIL"
-        ):
-            cluster.hpa_spec("vllm:num_requests_waiting")
-    finally:
-        cluster.close()
+        ),
+    ):
+        cluster.hpa_spec("vllm:num_requests_waiting")
 
 
 def test_missing_hpa_names_the_option(kubeconfig: Path, backend: ClusterBackend) -> None:
     backend.hpa_missing = True
-    cluster = ClusterReader(kubeconfig, NAMESPACE, HPA)
-    try:
-        with pytest.raises(ConfigError, match=r"--hpa.*HTTP 404"):
-            cluster.hpa_spec("DCGM_FI_DEV_GPU_UTIL")
-    finally:
-        cluster.close()
+    with (
+        closing(ClusterReader(kubeconfig, NAMESPACE, HPA)) as cluster,
+        pytest.raises(ConfigError, match=r"--hpa.*HTTP 404"),
+    ):
+        cluster.hpa_spec("DCGM_FI_DEV_GPU_UTIL")
 
 
 def test_a_sample_holds_every_source(
@@ -92,12 +89,8 @@ def test_a_sample_holds_every_source(
         "Total Average Content Size\n"
         "100,4,,Aggregated,12.5,0.5,120,480,200,3,310.5\n"
     )
-    sampler, cluster, prom = make_sampler(backend_server.url, kubeconfig, tmp_path)
-    try:
+    with make_sampler(backend_server.url, kubeconfig, tmp_path) as sampler:
         s = sampler.sample("load", now=101.0)
-    finally:
-        cluster.close()
-        prom.close()
     assert s.errors == []
     assert s.elapsed_s == 101.0
     assert s.phase == "load"
@@ -137,12 +130,8 @@ def test_mean_utilization_only_counts_the_workloads_pods(
     # Prometheus reports three pods; the workload has two: the third (another app's GPU) is left out.
     cluster_state.current = cluster_state.ready = 2
     cluster_state.utils = [90.0, 70.0, 0.0]
-    sampler, cluster, prom = make_sampler(backend_server.url, kubeconfig, tmp_path)
-    try:
+    with make_sampler(backend_server.url, kubeconfig, tmp_path) as sampler:
         s = sampler.sample("load", now=5.0)
-    finally:
-        cluster.close()
-        prom.close()
     assert len(s.gpu) == 3
     assert s.gpu_util_mean == 80.0
 
@@ -150,14 +139,10 @@ def test_mean_utilization_only_counts_the_workloads_pods(
 def test_a_failing_source_leaves_a_gap_and_an_error(
     backend_server: RouteServer, kubeconfig: Path, backend: ClusterBackend, tmp_path: Path
 ) -> None:
-    sampler, cluster, prom = make_sampler(backend_server.url, kubeconfig, tmp_path)
-    backend.prometheus_down = True
-    backend.hpa_missing = True
-    try:
+    with make_sampler(backend_server.url, kubeconfig, tmp_path) as sampler:
+        backend.prometheus_down = True
+        backend.hpa_missing = True
         s = sampler.sample("load", now=5.0)
-    finally:
-        cluster.close()
-        prom.close()
     assert s.gpu == []
     assert s.gpu_util_mean is None
     assert s.hpa is None

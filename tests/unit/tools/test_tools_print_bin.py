@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tools_testkit import REPO, print_bin, run_tools, tools_env
+from tools_testkit import REPO, make_echo, print_bin, run_tools, tools_env
 
 pytestmark = pytest.mark.unit
 
@@ -68,16 +68,8 @@ def test_the_makefile_uses_the_directory_the_script_fills(tmp_path: Path, how: s
     args = [f"{k}={v}" for k, v in settings.items()] if how == "command line" else []
     if how == "environment":
         env.update(settings)
-    show = "show: ; @echo $(TOOLS_BIN) $(GPU_INFERENCE_TOOLS_BIN) $(firstword $(subst :, ,$(PATH)))"
-    out = subprocess.run(
-        ["make", "-s", "--no-print-directory", "--eval", show, "show", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.split()
+    show = "$(TOOLS_BIN) $(GPU_INFERENCE_TOOLS_BIN) $(firstword $(subst :, ,$(PATH)))"
+    out = make_echo(show, *args, env=env).split()
     expected = str(print_bin({**env, **settings}))
     assert expected.startswith(str(cache))
     assert out == [expected, expected, expected]

@@ -3,20 +3,18 @@ served here by a loopback server in the official layouts; the rest built with Go
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from tools_testkit import (
     KUBERNETES,
-    REPO,
     ReleaseServer,
     arch,
     fake_binary,
     go_calls,
+    load_build_tools,
+    make,
+    make_echo,
     pins,
     print_bin,
     run_tools,
@@ -209,20 +207,10 @@ def test_without_internet_it_says_what_the_release_path_needs(tmp_path: Path, fa
     assert "unset TOOLS_SOURCE to build from source with Go" in proc.stderr
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_tools", REPO / "hack" / "build_tools.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_tools"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_default_download_locations_are_the_official_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("TOOLS_URL_KUBERNETES", "TOOLS_URL_HELM", "TOOLS_URL_ETCD", "TOOLS_URL_PROMETHEUS"):
         monkeypatch.delenv(var, raising=False)
-    bt = load_script()
+    bt = load_build_tools()
     p = pins()
     rel = bt.releases(bt.Pins.load(), "linux", "amd64")
     k8s = f"https://dl.k8s.io/release/{p.kubernetes}/bin/linux/amd64/kube-apiserver"
@@ -251,32 +239,8 @@ def test_make_tools_and_the_makefile_path_agree_on_the_release_cache(
     del env["TOOLS_SOURCE"], env["TOOLS_CACHE"]
     cache = tmp_path / "make-cache"
     settings = [f"TOOLS_CACHE={cache}", "TOOLS_SOURCE=release"]
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "tools", *settings],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = make("tools", *settings, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    shown = subprocess.run(
-        [
-            "make",
-            "-s",
-            "--no-print-directory",
-            "--eval",
-            "show-tools-bin: ; @echo $(TOOLS_BIN)",
-            "show-tools-bin",
-            *settings,
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
+    shown = make_echo("$(TOOLS_BIN)", *settings, env=env)
     assert Path(shown) == print_bin({**env, "TOOLS_CACHE": str(cache), "TOOLS_SOURCE": "release"})
     assert (Path(shown) / "helm").read_bytes() == fake_binary("helm")

@@ -3,32 +3,38 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import os
 import platform
 import re
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "hack" / "build-tools.sh"
 TOOLS_SRC = REPO / "hack" / "tools"
-ALL_TOOLS = [
-    "helm",
-    "kwok",
-    "kwokctl",
-    "prometheus",
-    "promtool",
-    "prometheus-adapter",
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubectl",
-]
-KUBERNETES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
+
+
+def load_build_tools() -> ModuleType:
+    """hack/build_tools.py, freshly executed as the module `build_tools`."""
+    spec = importlib.util.spec_from_file_location("build_tools", REPO / "hack" / "build_tools.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_tools"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# The tools, and the Kubernetes binaries among them, as the script lists them.
+_BUILD_TOOLS = load_build_tools()
+ALL_TOOLS = list(_BUILD_TOOLS.ALL_TOOLS)
+KUBERNETES = list(_BUILD_TOOLS.KUBERNETES_BINARIES)
 
 # A stand-in for the Go toolchain: logs its arguments, sleeps $FAKE_GO_SLEEP seconds, prints
 # module-download noise like a cold build, writes a small executable where `go install` or
@@ -81,6 +87,26 @@ def run_tools(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO
     )
+
+
+def make(
+    *args: str, env: dict[str, str], timeout: float = 60, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run `make --no-print-directory ARGS` in the repository."""
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+def make_echo(expression: str, *settings: str, env: dict[str, str]) -> str:
+    """What the Makefile's `expression` (e.g. `$(TOOLS_BIN)`) expands to with these command-line settings."""
+    return make("-s", "--eval", f"show: ; @echo {expression}", "show", *settings, env=env).stdout.strip()
 
 
 def print_bin(env: dict[str, str]) -> Path:

@@ -2,21 +2,20 @@
 
 Every call is an argument list run through gpu_inference.adapters.process.run (no shell), with an
 explicit timeout; failures raise ToolFailedError, a missing binary ToolNotFoundError.
-Tests pass a recording `runner` (same signature as process.run) or put a fake `eksctl` on PATH.
+Tests pass a recording `runner` (a process.Runner) or put a fake `eksctl` on PATH.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from gpu_inference.adapters import process
+from gpu_inference.adapters.process import Runner, parse_version
 from gpu_inference.errors import ToolFailedError
 
 log = logging.getLogger(__name__)
@@ -33,29 +32,6 @@ SHORT_TIMEOUT_S = 120
 
 
 LineSink = Callable[[str], None]
-
-
-class Runner(Protocol):
-    def __call__(
-        self,
-        tool: str,
-        args: Sequence[str],
-        *,
-        timeout: float,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        check: bool = True,
-        secrets: Sequence[str] = (),
-        input_text: str | None = None,
-    ) -> process.Result: ...
-
-
-def parse_version(text: str) -> tuple[int, int, int]:
-    """'0.215.0', 'v0.215.0-dev+abc' or a JSON/YAML blob containing it -> (0, 215, 0)."""
-    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
-    if not m:
-        raise ValueError(f"no version in {text!r}")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 class Eksctl:

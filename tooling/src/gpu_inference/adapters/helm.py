@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +35,18 @@ def _load_values(values_files: Sequence[Path]) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class HelmRelease:
+    """One `helm upgrade --install` of a pinned chart from a repository."""
+
+    release: str
+    chart: str
+    repo: str
+    version: str
+    namespace: str
+    values: dict[str, Any]
+
+
 class Helm:
     """A helm client bound to one kubeconfig."""
 
@@ -42,22 +55,21 @@ class Helm:
         self.kubeconfig = kubeconfig
         self.kube_context = kube_context
 
+    def _options(self, timeout_s: int) -> dict[str, Any]:
+        """What pyhelm3's Client and Command are built with."""
+        return {
+            "executable": self.binary,
+            "kubeconfig": self.kubeconfig,
+            "kubecontext": self.kube_context,
+            "default_timeout": f"{timeout_s}s",
+        }
+
     def _command(self, timeout_s: int) -> Command:
         """pyhelm3's low-level command runner (for the calls its Client does not wrap)."""
-        return Command(
-            executable=self.binary,
-            kubeconfig=self.kubeconfig,
-            kubecontext=self.kube_context,
-            default_timeout=f"{timeout_s}s",
-        )
+        return Command(**self._options(timeout_s))
 
     def _client(self, timeout_s: int) -> Client:
-        return Client(
-            executable=self.binary,
-            kubeconfig=self.kubeconfig,
-            kubecontext=self.kube_context,
-            default_timeout=f"{timeout_s}s",
-        )
+        return Client(**self._options(timeout_s))
 
     def _run_async(self, what: str, coro: Coroutine[Any, Any, T], timeout_s: int) -> T:
         async def guarded() -> T:
@@ -111,6 +123,19 @@ class Helm:
 
         log.info("helm upgrade --install %s %s -n %s", release, chart, namespace)
         return self._run_async(f"upgrade --install {release}", go(), timeout_s)
+
+    def install(self, rel: HelmRelease, *, wait: bool = True, timeout_s: int = 600) -> int:
+        """`helm upgrade --install` of a pinned release; returns the new revision number."""
+        return self.upgrade_install(
+            rel.release,
+            rel.chart,
+            namespace=rel.namespace,
+            values=rel.values,
+            repo=rel.repo,
+            version=rel.version,
+            wait=wait,
+            timeout_s=timeout_s,
+        )
 
     def upgrade_install_files(
         self,

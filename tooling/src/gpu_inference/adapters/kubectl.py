@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_inference.adapters import process
-from gpu_inference.adapters.eksctl import Runner
+from gpu_inference.adapters.process import Runner
 from gpu_inference.errors import ToolFailedError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,12 @@ class Kubectl:
             return ["--all-namespaces"]
         return ["--namespace", namespace] if namespace else []
 
+    @staticmethod
+    def _select(verb: str, kind: str, name: str | None, scope: list[str], selector: str | None) -> list[str]:
+        """`VERB KIND [NAME] SCOPE [--selector SELECTOR]`."""
+        args = [verb, kind, *([name] if name else []), *scope]
+        return [*args, "--selector", selector] if selector else args
+
     def apply(
         self,
         manifest: str | Path,
@@ -81,12 +87,7 @@ class Kubectl:
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> dict[str, Any]:
         """`kubectl get -o json`; a list kind returns {'items': [...]}."""
-        args = ["get", kind]
-        if name:
-            args.append(name)
-        args += self._scope(namespace, all_namespaces)
-        if selector:
-            args += ["--selector", selector]
+        args = self._select("get", kind, name, self._scope(namespace, all_namespaces), selector)
         args += ["--output", "json"]
         out = self.run(args, timeout=timeout).stdout
         try:
@@ -117,12 +118,7 @@ class Kubectl:
         With wait=True kubectl waits until finalizers ran (a LoadBalancer Service disappears only
         after its cloud load balancer was deleted, a PVC after its volume was released).
         """
-        args = ["delete", kind]
-        if name:
-            args.append(name)
-        args += self._scope(namespace, all_namespaces)
-        if selector:
-            args += ["--selector", selector]
+        args = self._select("delete", kind, name, self._scope(namespace, all_namespaces), selector)
         if not name and not selector:
             args.append("--all")
         args += ["--ignore-not-found", f"--wait={str(wait).lower()}", f"--timeout={int(timeout)}s"]
@@ -139,9 +135,7 @@ class Kubectl:
         timeout: float = 300,
     ) -> process.Result:
         """`kubectl wait TARGET --for=CONDITION` (e.g. condition='delete', 'condition=Available')."""
-        args = ["wait", target, *self._scope(namespace, all_namespaces)]
-        if selector:
-            args += ["--selector", selector]
+        args = self._select("wait", target, None, self._scope(namespace, all_namespaces), selector)
         args += [f"--for={condition}", f"--timeout={int(timeout)}s"]
         return self.run(args, timeout=timeout + 30)
 

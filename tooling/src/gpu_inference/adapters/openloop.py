@@ -209,6 +209,7 @@ class _Progress:
     token_times: list[float] = field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    response_bytes: int = 0
     simulated: bool = False
     profile: str | None = None
 
@@ -224,6 +225,7 @@ async def read_event_stream(
     """Consume an OpenAI-style SSE stream, stamping each chunk with content; raise StreamError."""
     done = False
     async for raw in resp.content:
+        progress.response_bytes += len(raw)
         line = raw.strip()
         if not line or line.startswith(b":") or not line.startswith(b"data:"):
             continue
@@ -407,6 +409,7 @@ class _Engine:
             prompt_tokens=p.prompt_tokens,
             completion_tokens=completion,
             tokens_source=source,
+            response_bytes=p.response_bytes,
             outcome=outcome,
             error=error,
             simulated=p.simulated,

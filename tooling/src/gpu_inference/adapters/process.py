@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from gpu_inference.errors import ToolFailedError, ToolNotFoundError
 
@@ -47,6 +49,22 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+
+
+class Runner(Protocol):
+    """What an adapter needs of `run` (tests pass a recording stand-in)."""
+
+    def __call__(
+        self, tool: str, args: Sequence[str], *, timeout: float, input_text: str | None = None
+    ) -> Result: ...
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """'0.215.0', 'v0.215.0-dev+abc' or a JSON/YAML blob containing it -> (0, 215, 0)."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise ValueError(f"no version in {text!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 def run(

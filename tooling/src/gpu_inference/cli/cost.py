@@ -12,22 +12,10 @@ import typer
 from rich.console import Console, RenderableType
 
 from gpu_inference.cli.common import user_errors
-from gpu_inference.cli.loadtest import (
-    ContextOpt,
-    HpaOpt,
-    KubeconfigOpt,
-    LocalOpt,
-    MetricOpt,
-    NameOpt,
-    NamespaceOpt,
-    PromOpt,
-    SimulatedOpt,
-    parse_duration,
-    resolve_target,
-)
+from gpu_inference.cli.loadtest import resolve_target_options
+from gpu_inference.cli.options import TargetOptions, parse_duration, with_option_groups
 from gpu_inference.domain.cost_models import PullSizes as PullSizesT
 from gpu_inference.domain.stack import LoadBalancerKind
-from gpu_inference.domain.timeline import DEFAULT_METRIC
 from gpu_inference.errors import ConfigError
 from gpu_inference.paths import chart_dir, eksctl_config
 
@@ -179,19 +167,13 @@ def _pull_sizes(default: PullSizesT, image_gb: float | None, model_gb: float | N
 
 
 @cost_app.command("report")
+@with_option_groups(omit=("target", "api"))
 def report(
     *,
     run: Annotated[
         Path | None, typer.Option("--run", help="Output directory of a loadtest/verify-scaleup run.")
     ] = None,
-    local: LocalOpt = False,
-    name: NameOpt = "gpu-inference",
-    prometheus_url: PromOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    kube_context: ContextOpt = None,
-    namespace: NamespaceOpt = "gpu-inference",
-    hpa: HpaOpt = None,
-    simulated: SimulatedOpt = False,
+    where: TargetOptions,
     since: Annotated[
         str | None, typer.Option("--since", help="Window on a live cluster ending now (e.g. 2h).")
     ] = None,
@@ -205,7 +187,6 @@ def report(
     target_util: Annotated[
         float | None, typer.Option("--utilization-target", help="Idle threshold (default: read from --hpa).")
     ] = None,
-    metric: MetricOpt = DEFAULT_METRIC,
     config: ConfigOpt = None,
     chart: ChartOpt = None,
     values: ValuesOpt = None,
@@ -247,21 +228,17 @@ def report(
                 pulls=pulls,
             )
         else:
-            if local:
-                t = resolve_target(
-                    target=None,
-                    local=True,
-                    name=name,
-                    prometheus_url=None,
-                    kubeconfig=None,
-                    kube_context=None,
-                    namespace=namespace,
-                    hpa=None,
-                    api="openai",
-                    simulated=False,
-                )
+            if where.local:
+                t = resolve_target_options(where)
                 prometheus_url, kubeconfig, kube_context = t.prometheus_url, t.kubeconfig, t.kube_context
                 namespace, hpa, simulated = t.namespace, t.hpa_name, t.simulated
+            else:
+                prometheus_url, kubeconfig, kube_context = (
+                    where.prometheus_url,
+                    where.kubeconfig,
+                    where.kube_context,
+                )
+                namespace, hpa, simulated = where.namespace, where.hpa, where.simulated
             if prometheus_url is None:
                 raise ConfigError(
                     "--run/--prometheus-url",
@@ -279,7 +256,7 @@ def report(
             )
             util = target_util
             if util is None and cluster is not None and hpa:
-                util = cluster.hpa_spec(metric).target_value
+                util = cluster.hpa_spec(where.metric).target_value
             if util is None:
                 raise ConfigError(
                     "--utilization-target", "unknown", "pass --hpa (read from the HPA) or the value"
@@ -296,7 +273,7 @@ def report(
                     cluster=cluster,
                     simulated=simulated,
                     utilization_target=util,
-                    metric=metric,
+                    metric=where.metric,
                     pulls=pulls,
                 )
             if cluster is not None:

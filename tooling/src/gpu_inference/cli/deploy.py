@@ -16,6 +16,13 @@ from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.cli import logging_setup
 from gpu_inference.cli.common import user_errors
+from gpu_inference.cli.options import (
+    AwsProfileOpt,
+    LogFileOpt,
+    ReleaseOptions,
+    WorkDirOpt,
+    with_option_groups,
+)
 from gpu_inference.domain.deployment_state import default_work_dir
 from gpu_inference.services.eks.deploy import Deployer, DeployOptions, DeployResult
 from gpu_inference.services.eks.progress import LogReporter, Reporter, RichReporter
@@ -73,16 +80,11 @@ DEPLOY_HELP = "\n\n".join(
 )
 
 
+@with_option_groups()
 def deploy(
     *,
     config: Annotated[Path, typer.Option("--config", help="eksctl ClusterConfig.")] = DEFAULT_CONFIG,
-    release: Annotated[
-        str, typer.Option("--release", help="Helm release name of the chart.")
-    ] = "gpu-inference",
-    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the chart.")] = "gpu-inference",
-    region: Annotated[
-        str | None, typer.Option("--region", help="AWS region (default: metadata.region of --config).")
-    ] = None,
+    chart_release: ReleaseOptions,
     kubernetes_version: Annotated[
         str | None,
         typer.Option(
@@ -107,9 +109,7 @@ def deploy(
             help="Install the AWS Load Balancer Controller (default: when the chart renders an Ingress).",
         ),
     ] = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="AWS profile (default: the usual AWS credential chain).")
-    ] = None,
+    profile: AwsProfileOpt = None,
     skip_quota_check: Annotated[
         bool,
         typer.Option(
@@ -130,14 +130,13 @@ def deploy(
     work, log_path, reporter = start_session("deploy", work_dir, log_file)
     try:
         with user_errors():
-            chart = paths.chart_dir()
             opts = DeployOptions(
                 config=config,
-                release=release,
-                namespace=namespace,
-                chart=chart,
+                release=chart_release.release,
+                namespace=chart_release.namespace,
+                chart=paths.chart_dir(),
                 work_dir=work,
-                region=region,
+                region=chart_release.region,
                 profile=profile,
                 kubernetes_version=kubernetes_version,
                 spot=spot,
@@ -156,21 +155,9 @@ def deploy(
                 kubectl_version=lambda: Kubectl(None).client_version(),
                 reporter=reporter,
             ).run()
-            _print(result, namespace, dry_run, profile)
+            _print(result, chart_release.namespace, dry_run, profile)
     finally:
         typer.echo(f"log: {log_path}", err=True)
-
-
-#: Options deploy and destroy share.
-WorkDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--work-dir",
-        help="Rendered config, kubeconfig, logs and the deploy record (default: "
-        "~/.local/state/gpu-inference/eks).",
-    ),
-]
-LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")]
 
 
 def start_session(command: str, work_dir: Path | None, log_file: Path | None) -> tuple[Path, Path, Reporter]:

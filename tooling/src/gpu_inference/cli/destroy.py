@@ -13,7 +13,14 @@ from gpu_inference.adapters.eksctl import Eksctl
 from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.cli.common import user_errors
-from gpu_inference.cli.deploy import DEFAULT_CONFIG, LogFileOpt, WorkDirOpt, start_session
+from gpu_inference.cli.deploy import DEFAULT_CONFIG, start_session
+from gpu_inference.cli.options import (
+    AwsProfileOpt,
+    LogFileOpt,
+    ReleaseOptions,
+    WorkDirOpt,
+    with_option_groups,
+)
 from gpu_inference.domain import eksctl_config
 from gpu_inference.domain.deployment_state import (
     DeploymentState,
@@ -71,21 +78,14 @@ DESTROY_HELP = "\n\n".join(
 )
 
 
+@with_option_groups()
 def destroy(
     *,
     config: Annotated[
         Path, typer.Option("--config", help="eksctl ClusterConfig (name, region).")
     ] = DEFAULT_CONFIG,
-    release: Annotated[
-        str, typer.Option("--release", help="Helm release name of the chart.")
-    ] = "gpu-inference",
-    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the chart.")] = "gpu-inference",
-    region: Annotated[
-        str | None, typer.Option("--region", help="AWS region (default: metadata.region of --config).")
-    ] = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="AWS profile (default: the usual AWS credential chain).")
-    ] = None,
+    chart_release: ReleaseOptions,
+    profile: AwsProfileOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and the current audit; change nothing.")
     ] = False,
@@ -107,10 +107,10 @@ def destroy(
     state: DeploymentState | None = None
     try:
         with user_errors():
-            name, reg = cluster_identity(config, region)
+            name, reg = cluster_identity(config, chart_release.region)
             state = load_state(work, name)
             if state is not None:
-                reg = region or state.region
+                reg = chart_release.region or state.region
                 profile = profile or state.profile
             clients = AwsClients(reg, profile=profile)
             if state is not None:
@@ -124,8 +124,8 @@ def destroy(
                     opts=DestroyOptions(
                         cluster=name,
                         region=reg,
-                        release=release,
-                        namespace=namespace,
+                        release=chart_release.release,
+                        namespace=chart_release.namespace,
                         work_dir=work,
                         dry_run=dry_run,
                         skip_in_cluster=skip_in_cluster,

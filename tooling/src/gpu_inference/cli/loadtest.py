@@ -19,41 +19,20 @@ from rich.table import Table
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.logging_setup import is_interactive
 from gpu_inference.cli.options import (
-    ApiOpt,
-    ContextOpt,
-    DurationOpt,
-    HpaOpt,
-    IntervalOpt,
-    KubeconfigOpt,
-    LocalOpt,
-    MaxTokensOpt,
-    MetricOpt,
-    ModelOpt,
-    NameOpt,
-    NamespaceOpt,
-    OutOpt,
-    PeakOpt,
-    PromOpt,
-    ShapeEnvOpt,
-    ShapeOpt,
-    SimulatedOpt,
-    SpawnOpt,
-    TargetOpt,
-    WebUiOpt,
+    LoadOptions,
+    TargetOptions,
     parse_duration,
     parse_env,
+    with_option_groups,
 )
-from gpu_inference.domain.timeline import DEFAULT_METRIC, RunReport, Target, TimelineSample
+from gpu_inference.domain.timeline import RunReport, Target, TimelineSample
 from gpu_inference.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Other command modules may import the shared options from here too.
+# Other command modules and the tests may import the option parsers from here too.
 __all__ = [
-    "ApiOpt", "ContextOpt", "DurationOpt", "HpaOpt", "IntervalOpt", "KubeconfigOpt", "LocalOpt",
-    "MaxTokensOpt", "MetricOpt", "ModelOpt", "NameOpt", "NamespaceOpt", "OutOpt", "PeakOpt", "PromOpt",
-    "ShapeEnvOpt", "ShapeOpt", "SimulatedOpt", "SpawnOpt", "TargetOpt", "WebUiOpt", "loadtest",
-    "parse_duration", "parse_env", "resolve_target", "shared_options",
+    "loadtest", "parse_duration", "parse_env", "resolve_target", "resolve_target_options", "shared_options",
 ]  # fmt: skip
 
 _OPTION_OF = {
@@ -119,21 +98,26 @@ _TARGET_ARGS = (
 )  # fmt: skip
 
 
-def shared_options(args: dict[str, Any]) -> dict[str, Any]:
-    """The target and the run options loadtest and verify-scaleup share, from a command's arguments."""
+def resolve_target_options(where: TargetOptions) -> Target:
+    """resolve_target of the Target option group."""
+    return resolve_target(**{k: getattr(where, k) for k in _TARGET_ARGS})
+
+
+def shared_options(where: TargetOptions, load: LoadOptions) -> dict[str, Any]:
+    """The target and the run options loadtest and verify-scaleup share, from their option groups."""
     return {
-        "target": resolve_target(**{k: args[k] for k in _TARGET_ARGS}),
-        "shape": args["shape"],
-        "out_dir": args["out"],
-        "duration_s": parse_duration(args["duration"]),
-        "peak_users": args["peak_users"],
-        "spawn_rate": args["spawn_rate"],
-        "shape_env": parse_env(args["shape_env"]),
-        "interval_s": args["interval"],
-        "web_ui": args["web_ui"],
-        "model": args["model"],
-        "max_tokens": args["max_tokens"],
-        "metric": args["metric"],
+        "target": resolve_target_options(where),
+        "shape": load.shape,
+        "out_dir": load.out,
+        "duration_s": parse_duration(load.duration),
+        "peak_users": load.peak_users,
+        "spawn_rate": load.spawn_rate,
+        "shape_env": parse_env(load.shape_env),
+        "interval_s": load.interval,
+        "web_ui": load.web_ui,
+        "model": load.model,
+        "max_tokens": load.max_tokens,
+        "metric": where.metric,
     }
 
 
@@ -207,44 +191,25 @@ def summary_line(report: RunReport, out: Path) -> str:
     )
 
 
+@with_option_groups(out=Path("out/loadtest"))
 def loadtest(
     *,
-    target: TargetOpt = None,
-    local: LocalOpt = False,
-    name: NameOpt = "gpu-inference",
-    prometheus_url: PromOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    kube_context: ContextOpt = None,
-    namespace: NamespaceOpt = "gpu-inference",
-    hpa: HpaOpt = None,
-    api: ApiOpt = "openai",
-    simulated: SimulatedOpt = False,
-    shape: ShapeOpt = "step",
-    duration: DurationOpt = None,
-    peak_users: PeakOpt = None,
-    spawn_rate: SpawnOpt = None,
-    shape_env: ShapeEnvOpt = None,
-    out: OutOpt = Path("out/loadtest"),
-    interval: IntervalOpt = 5.0,
-    web_ui: WebUiOpt = False,
-    model: ModelOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    metric: MetricOpt = DEFAULT_METRIC,
+    where: TargetOptions,
+    load: LoadOptions,
     observe_after: Annotated[
         str | None, typer.Option("--observe-after", help="Keep sampling this long after the load (e.g. 2m).")
     ] = None,
 ) -> None:
     """Run a load shape against the inference API and record a timeline (no verdict)."""
-    args = dict(locals())
     from gpu_inference.services.loadtest.runner import LoadTestOptions, run_loadtest
 
     with user_errors():
         options = LoadTestOptions(
-            **shared_options(args), observe_after_s=parse_duration(observe_after) or 0.0
+            **shared_options(where, load), observe_after_s=parse_duration(observe_after) or 0.0
         )
         with Progress(f"load test: {options.target.url}") as progress:
             report = run_loadtest(options, on_sample=progress)
-    typer.echo(summary_line(report, out))
+    typer.echo(summary_line(report, load.out))
 
 
 def register(app: typer.Typer) -> None:

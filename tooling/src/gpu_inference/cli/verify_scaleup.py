@@ -6,6 +6,7 @@ Exit status: 0 verified, 1 not verified, 2 bad input.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,57 +14,17 @@ import typer
 
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.loadtest import Progress, shared_options, summary_line
-from gpu_inference.cli.options import (
-    ApiOpt,
-    ContextOpt,
-    DurationOpt,
-    HpaOpt,
-    IntervalOpt,
-    KubeconfigOpt,
-    LocalOpt,
-    MaxTokensOpt,
-    MetricOpt,
-    ModelOpt,
-    NameOpt,
-    NamespaceOpt,
-    OutOpt,
-    PeakOpt,
-    PromOpt,
-    ShapeEnvOpt,
-    ShapeOpt,
-    SimulatedOpt,
-    SpawnOpt,
-    TargetOpt,
-    WebUiOpt,
-    parse_duration,
-)
-from gpu_inference.domain.timeline import DEFAULT_METRIC
+from gpu_inference.cli.options import LoadOptions, TargetOptions, parse_duration, with_option_groups
 from gpu_inference.errors import ConfigError
 
+VERDICT = "Verdict and open-loop load"
 
+
+@with_option_groups(out=Path("out/verify-scaleup"))
 def verify_scaleup(
     *,
-    target: TargetOpt = None,
-    local: LocalOpt = False,
-    name: NameOpt = "gpu-inference",
-    prometheus_url: PromOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    kube_context: ContextOpt = None,
-    namespace: NamespaceOpt = "gpu-inference",
-    hpa: HpaOpt = None,
-    api: ApiOpt = "openai",
-    simulated: SimulatedOpt = False,
-    shape: ShapeOpt = "step",
-    duration: DurationOpt = None,
-    peak_users: PeakOpt = None,
-    spawn_rate: SpawnOpt = None,
-    shape_env: ShapeEnvOpt = None,
-    out: OutOpt = Path("out/verify-scaleup"),
-    interval: IntervalOpt = 5.0,
-    web_ui: WebUiOpt = False,
-    model: ModelOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    metric: MetricOpt = DEFAULT_METRIC,
+    where: TargetOptions,
+    load: LoadOptions,
     slo_p95_ms: Annotated[
         float, typer.Option("--slo-p95-ms", min=1, help="p95 latency SLO in milliseconds.")
     ] = 5000.0,
@@ -220,21 +181,21 @@ def verify_scaleup(
     ] = 0.95,
 ) -> None:
     """Load test that passes only if the stack scaled up (and back down) as designed."""
-    args = dict(locals())
+    args = {**asdict(where), **asdict(load), **locals()}
     from gpu_inference.services.loadtest.runner import VerifyOptions, run_verify_scaleup
 
     with user_errors(), ExitStack() as stack:
         if eks:
-            if local or target is not None:
+            if where.local or where.target is not None:
                 raise ConfigError("--eks", "given with --local or --target", "use one of them")
             from gpu_inference.domain.deployment_state import default_work_dir
             from gpu_inference.services.eks.verify_target import eks_target
 
-            found = stack.enter_context(eks_target(cluster, work_dir or default_work_dir(), api))
-            shared = shared_options({**args, "target": found.url})
+            found = stack.enter_context(eks_target(cluster, work_dir or default_work_dir(), where.api))
+            shared = shared_options(replace(where, target=found.url), load)
             shared["target"] = found
         else:
-            shared = shared_options(args)
+            shared = shared_options(where, load)
         options = VerifyOptions(
             **shared,
             slo_p95_ms=slo_p95_ms,
@@ -251,12 +212,9 @@ def verify_scaleup(
     for c in report.checks:
         typer.echo(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
     verdict = "scale-up VERIFIED" if report.passed else "scale-up NOT verified"
-    typer.echo(f"{verdict}: {summary_line(report, out)}")
+    typer.echo(f"{verdict}: {summary_line(report, load.out)}")
     if not report.passed:
         raise typer.Exit(code=1)
-
-
-VERDICT = "Verdict and open-loop load"
 
 
 def verdict_options(args: dict[str, Any]) -> dict[str, Any]:

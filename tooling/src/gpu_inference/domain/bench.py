@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from gpu_inference.domain.models import StrictModel
 from gpu_inference.domain.rate_shapes import SHAPES, RateShape, rate_shape
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo
 from gpu_inference.domain.timeline import TimelineSample
@@ -47,11 +48,7 @@ _DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
 # ----------------------------------------------------------------------------- the matrix file
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ShapeSpec(_Strict):
+class ShapeSpec(StrictModel):
     """A load shape of the matrix: a rate shape (domain.rate_shapes) with its parameters.
 
     Rates may be given as multiples of the measured per-replica capacity: peak_x, base_x, rate_x.
@@ -93,7 +90,7 @@ class ShapeSpec(_Strict):
         return self.build(capacity_rps, 1.0)
 
 
-class ChartConfig(_Strict):
+class ChartConfig(StrictModel):
     """A chart configuration: values files and --set pairs laid over the chart's defaults."""
 
     name: str = Field(pattern=r"^[a-z0-9][-a-z0-9_]*$")
@@ -117,7 +114,7 @@ class ChartConfig(_Strict):
         return pairs
 
 
-class SloSpec(_Strict):
+class SloSpec(StrictModel):
     ttft_ms: float = Field(2000.0, gt=0)
     tpot_ms: float = Field(200.0, gt=0)
 
@@ -126,7 +123,7 @@ class SloSpec(_Strict):
         return Slo(ttft_s=self.ttft_ms / 1000, tpot_s=self.tpot_ms / 1000)
 
 
-class RequestSpec(_Strict):
+class RequestSpec(StrictModel):
     """The requests of every cell (and of the calibration)."""
 
     prompt_tokens: int = Field(128, ge=1)
@@ -135,7 +132,7 @@ class RequestSpec(_Strict):
     max_in_flight: int = Field(1024, ge=1)
 
 
-class Faithfulness(_Strict):
+class Faithfulness(StrictModel):
     """One cell run again at another time scale, to show compression does not change the figures."""
 
     shape: str
@@ -144,7 +141,7 @@ class Faithfulness(_Strict):
     time_scale: float = Field(1.0, gt=0)
 
 
-class Matrix(_Strict):
+class Matrix(StrictModel):
     """A benchmark matrix (bench/*.yaml)."""
 
     name: str = Field(pattern=r"^[a-z0-9][-a-z0-9_]*$")
@@ -217,7 +214,7 @@ class Matrix(_Strict):
         return out
 
 
-class Cell(_Strict):
+class Cell(StrictModel):
     """One run: a shape, a chart configuration, a timing profile, a seed, a time scale."""
 
     shape: str

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gpu_inference.domain import eksctl_config
 from gpu_inference.domain.constants import ACCELERATOR_LABEL, GPU_RESOURCE, NODE_POOL_LABEL
 from gpu_inference.domain.instance_types import INSTANCE_SHAPES, InstanceShape
+from gpu_inference.domain.models import FrozenModel
 from gpu_inference.errors import ConfigError
 
 __all__ = [
@@ -29,19 +30,17 @@ __all__ = [
 ]
 
 
-class Taint(BaseModel):
+class Taint(FrozenModel):
     """A node taint (key, value, effect)."""
 
-    model_config = ConfigDict(frozen=True)
     key: str
     value: str = ""
     effect: str
 
 
-class NodeGroupSpec(BaseModel):
+class NodeGroupSpec(FrozenModel):
     """One managed node group: instance type, sizes, labels, taints, capacity type."""
 
-    model_config = ConfigDict(frozen=True)
     name: str
     instance_types: tuple[str, ...]
     min_size: int = Field(ge=0)
@@ -77,10 +76,9 @@ class NodeGroupSpec(BaseModel):
         return self.gpus_per_node > 0
 
 
-class ClusterSpec(BaseModel):
+class ClusterSpec(FrozenModel):
     """Name, region, version and node groups of the cluster."""
 
-    model_config = ConfigDict(frozen=True)
     name: str
     region: str
     version: str

@@ -50,7 +50,7 @@ _TRAFFIC_NAMES: dict[TrafficKind, tuple[str, str, str]] = {
     "measured": (
         "CLB data processed (response bodies)",
         "data transfer out (response bodies)",
-        "measured by locust",
+        "measured by the load generator",
     ),
 }
 NAT_PULLS_ITEM = "NAT gateway data processed: image and model pulls"

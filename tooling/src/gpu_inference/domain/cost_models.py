@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from gpu_inference.domain.models import FrozenModel
 from gpu_inference.domain.stack import StackInputs
 
 
@@ -95,13 +96,12 @@ class CostReport(BaseModel):
 DESIGN_CLAIM_USD_PER_HOUR = 1.50
 
 
-class PullSizes(BaseModel):
+class PullSizes(FrozenModel):
     """GB pulled per new GPU node (the inference image) and per new inference pod (the model).
 
     ASSUMED figures unless given: nothing here measures an image or a model download.
     """
 
-    model_config = ConfigDict(frozen=True)
     image_gb: float = Field(default=10.0, ge=0)
     model_gb: float = Field(default=3.1, ge=0)
     image_source: str = (

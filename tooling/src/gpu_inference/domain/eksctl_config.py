@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from gpu_inference.domain import versions
 from gpu_inference.domain.constants import (
@@ -31,6 +31,7 @@ from gpu_inference.domain.constants import (
     T4_ACCELERATOR,
 )
 from gpu_inference.domain.instance_types import GPU_INSTANCE_TYPES, INSTANCE_SHAPES, gpus_of
+from gpu_inference.domain.models import StrictModel
 from gpu_inference.errors import ClusterConfigError, Problem
 
 AmiFamily = Literal[
@@ -64,11 +65,7 @@ CA_NODE_TEMPLATE_GPU_TAG = f"k8s.io/cluster-autoscaler/node-template/resources/{
 POD_IDENTITY_AGENT_ADDON = "eks-pod-identity-agent"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClusterMeta(_Strict):
+class ClusterMeta(StrictModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z][-a-zA-Z0-9]*$")
     region: str = Field(min_length=1)
     version: str = Field(pattern=r"^1\.[0-9]+$")
@@ -76,7 +73,7 @@ class ClusterMeta(_Strict):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class WellKnownPolicies(_Strict):
+class WellKnownPolicies(StrictModel):
     imageBuilder: bool = False
     autoScaler: bool = False
     awsLoadBalancerController: bool = False
@@ -89,7 +86,7 @@ class WellKnownPolicies(_Strict):
         return any(self.model_dump().values())
 
 
-class PodIdentityAssociation(_Strict):
+class PodIdentityAssociation(StrictModel):
     namespace: str = Field(min_length=1)
     serviceAccountName: str = Field(min_length=1)
     roleARN: str | None = None
@@ -102,7 +99,7 @@ class PodIdentityAssociation(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class ClusterIAM(_Strict):
+class ClusterIAM(StrictModel):
     serviceRoleARN: str | None = None
     serviceRolePermissionsBoundary: str | None = None
     fargatePodExecutionRoleARN: str | None = None
@@ -113,7 +110,7 @@ class ClusterIAM(_Strict):
     vpcResourceControllerPolicy: bool = True
 
 
-class Addon(_Strict):
+class Addon(StrictModel):
     name: str = Field(min_length=1)
     version: str | None = None
     serviceAccountRoleARN: str | None = None
@@ -131,16 +128,16 @@ class Addon(_Strict):
     owners: list[str] = Field(default_factory=list)
 
 
-class AddonsConfig(_Strict):
+class AddonsConfig(StrictModel):
     autoApplyPodIdentityAssociations: bool = False
     disableDefaultAddons: bool = False
 
 
-class ClusterNAT(_Strict):
+class ClusterNAT(StrictModel):
     gateway: Literal["HighlyAvailable", "Single", "Disable"] = "Single"
 
 
-class ClusterVPC(_Strict):
+class ClusterVPC(StrictModel):
     id: str | None = None
     cidr: str | None = None
     ipv6Cidr: str | None = None
@@ -160,18 +157,18 @@ class ClusterVPC(_Strict):
     controlPlaneSecurityGroupIDs: list[str] = Field(default_factory=list)
 
 
-class Taint(_Strict):
+class Taint(StrictModel):
     key: str = Field(min_length=1)
     value: str = ""
     effect: TaintEffect
 
 
-class UpdateConfig(_Strict):
+class UpdateConfig(StrictModel):
     maxUnavailable: int | None = Field(default=None, ge=1)
     maxUnavailablePercentage: int | None = Field(default=None, ge=1, le=100)
 
 
-class ManagedNodeGroup(_Strict):
+class ManagedNodeGroup(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[a-zA-Z0-9][-_a-zA-Z0-9]*$")
     amiFamily: AmiFamily = "AmazonLinux2"
     instanceType: str | None = None
@@ -245,7 +242,7 @@ class ManagedNodeGroup(_Strict):
         return self.desiredCapacity if self.desiredCapacity is not None else self.min_nodes
 
 
-class ClusterConfig(_Strict):
+class ClusterConfig(StrictModel):
     apiVersion: Literal["eksctl.io/v1alpha5"]
     kind: Literal["ClusterConfig"]
     metadata: ClusterMeta

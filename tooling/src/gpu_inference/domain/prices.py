@@ -15,9 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from gpu_inference.domain.cost_models import PriceBookInfo
+from gpu_inference.domain.models import FrozenModel
 from gpu_inference.errors import ConfigError
 from gpu_inference.paths import state_dir
 
@@ -27,8 +28,7 @@ HOURS_PER_MONTH = 730.0
 _FILE_RE = re.compile(r"^aws-(?P<region>[a-z0-9-]+)-(?P<date>\d{4}-\d{2}-\d{2})\.json$")
 
 
-class Price(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Price(FrozenModel):
     usd: float = Field(ge=0)
     unit: str
     source: str
@@ -36,8 +36,7 @@ class Price(BaseModel):
     retrieved: str = ""
 
 
-class PriceBook(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class PriceBook(FrozenModel):
     schema_version: int = 1
     provider: Literal["aws"] = "aws"
     region: str

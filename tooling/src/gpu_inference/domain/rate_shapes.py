@@ -34,15 +34,14 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
+from gpu_inference.domain.models import StrictModel
 from gpu_inference.errors import ConfigError
 
 
-class _RateShape(BaseModel):
+class _RateShape(StrictModel):
     """Common parameters: the nominal duration and the clock compression."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Nominal length of the shape (seconds on its own clock).
     duration_s: float = Field(300.0, gt=0)

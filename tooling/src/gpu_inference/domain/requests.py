@@ -65,6 +65,8 @@ class RequestRecord(BaseModel):
     completion_tokens: int | None = None
     #: Where completion_tokens came from: the server's usage chunk, or a count of content chunks.
     tokens_source: Literal["usage", "chunks"] | None = None
+    #: Bytes of the response body read (the event stream as it came over the wire).
+    response_bytes: int = 0
     outcome: Outcome
     error: str | None = None
     #: The response said it came from the GPU simulator (X-GPU-Simulated: true).

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from gpu_inference.domain.eksctl_config import load_cluster_config
+from gpu_inference.domain.models import FrozenModel
 from gpu_inference.errors import ConfigError
 from gpu_inference.paths import project_root
 
@@ -25,8 +26,7 @@ LoadBalancerKind = Literal["alb", "nlb", "clb", "none"]
 EKSCTL_DOCS = "docs.aws.amazon.com/eks/latest/eksctl/vpc-configuration.html"
 
 
-class NodeGroupCost(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class NodeGroupCost(FrozenModel):
     name: str
     instance_type: str
     spot: bool
@@ -46,10 +46,9 @@ class NodeGroupCost(BaseModel):
         return "SPOT" if self.spot else "ON_DEMAND"
 
 
-class StackInputs(BaseModel):
+class StackInputs(FrozenModel):
     """The billable parts of one deployment, with the source of every value."""
 
-    model_config = ConfigDict(frozen=True)
     cluster_name: str
     region: str
     node_groups: tuple[NodeGroupCost, ...]

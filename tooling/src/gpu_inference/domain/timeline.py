@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from gpu_inference.domain.cost_models import CostReport
+from gpu_inference.domain.models import FrozenModel
 from gpu_inference.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -42,14 +43,13 @@ METRIC_FAILURE_REASONS = frozenset(
 )
 
 
-class Target(BaseModel):
+class Target(FrozenModel):
     """Where a load test sends traffic and where it watches the stack.
 
     `simulated` is True when the GPUs behind it are the GPU simulator (local cluster): every
     report then says that its GPU figures are simulated.
     """
 
-    model_config = ConfigDict(frozen=True)
     url: str
     prometheus_url: str | None = None
     kubeconfig: Path | None = None
@@ -176,6 +176,10 @@ class RequestWindow(BaseModel):
     slo_misses: int = 0
     ttft_p95_ms: float | None = None
     tpot_p95_ms: float | None = None
+    #: Tokens and response bytes of the requests that succeeded (for the cost per token and egress).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    response_bytes: int = 0
 
 
 class TimelineSample(BaseModel):

@@ -268,6 +268,8 @@ def _measure(lm: Landmarks, hpa: HpaSpec | None, load_stopped_at: float | None) 
         every = [s.requests for s in lm.samples if s.requests is not None]
         m.total_requests = sum(w.finished for w in every)
         m.total_failures = sum(w.errors for w in every)
+        m.prompt_tokens = sum(w.prompt_tokens for w in every)
+        m.completion_tokens = sum(w.completion_tokens for w in every)
         if m.total_requests:
             m.error_ratio = m.total_failures / m.total_requests
     if finished:

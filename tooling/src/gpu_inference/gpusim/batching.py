@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from gpu_inference.gpusim.core import EngineState, Finished
+from gpu_inference.gpusim.core import EngineState
 from gpu_inference.gpusim.params import TESLA_T4, GpuSpec, Profile, ProfileKind
 
 
@@ -72,7 +72,6 @@ class BatchEngine(EngineState[_Req]):
         self.total_blocks = self.kv_capacity // profile.block_size
         self._free_blocks = self.total_blocks
         self._step: _Step | None = None
-        self._preemptions = 0
         self.steps = 0
 
     # -- observers -------------------------------------------------------------------------
@@ -85,10 +84,6 @@ class BatchEngine(EngineState[_Req]):
     def kv_usage(self) -> float:
         """Share of KV blocks in use, 0..1 (vLLM's kv_cache_usage_perc)."""
         return self.used_blocks / self.total_blocks if self.total_blocks else 0.0
-
-    @property
-    def num_preemptions(self) -> int:
-        return self._preemptions
 
     @property
     def step_running(self) -> bool:
@@ -118,20 +113,6 @@ class BatchEngine(EngineState[_Req]):
         if self._step is None:
             self._start_step(self._t)
 
-    def abort(self, rid: str, now: float) -> bool:
-        """Drop a request (the client went away); its KV blocks are freed. True if found."""
-        self.advance(now)
-        req = self._by_id.pop(rid, None)
-        if req is None:
-            return False
-        if req in self._waiting:
-            self._waiting.remove(req)
-        else:
-            self._running.remove(req)
-            req.is_running = False
-        self._free(req)
-        return True
-
     def advance(self, now: float) -> None:
         """Run every step that ends by `now`."""
         now = max(now, self._t)
@@ -147,6 +128,11 @@ class BatchEngine(EngineState[_Req]):
 
     def _blocks_for(self, tokens: int) -> int:
         return math.ceil(tokens / self.profile.block_size)
+
+    def _dropped(self, req: _Req, was_running: bool) -> None:
+        """An aborted request's KV blocks are freed."""
+        req.is_running = False
+        self._free(req)
 
     def _free(self, req: _Req) -> None:
         self._free_blocks += req.blocks
@@ -251,19 +237,14 @@ class BatchEngine(EngineState[_Req]):
     def _complete(self, req: _Req, at: float) -> None:
         req.is_running = False
         self._free(req)
-        self._by_id.pop(req.rid, None)
-        self._finished.append(
-            Finished(
-                rid=req.rid,
-                prompt_tokens=req.prompt,
-                completion_tokens=req.out,
-                arrival=req.arrival,
-                started=req.started if req.started is not None else at,
-                first_token_at=req.token_times[0] if req.token_times else at,
-                finished=at,
-                token_times=tuple(req.token_times),
-                preemptions=req.preemptions,
-            )
+        self._retire(
+            req,
+            at,
+            prompt_tokens=req.prompt,
+            completion_tokens=req.out,
+            started=req.started if req.started is not None else at,
+            first_token_at=req.token_times[0] if req.token_times else at,
+            preemptions=req.preemptions,
         )
 
     def _integrate(self, until: float) -> None:

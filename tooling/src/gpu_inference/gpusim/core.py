@@ -1,12 +1,13 @@
-"""What both engines share: finished-request timelines, collection windows, the engine protocol,
+"""What both engines share: finished-request timelines, collection windows, the engine base class,
 and the busy-time history NVML-style utilization is sampled from. Pure, no clock."""
 
 from __future__ import annotations
 
 import itertools
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
 from gpu_inference.gpusim.params import GpuSpec, Profile
 
@@ -73,39 +74,6 @@ class Window:
         return self.end - self.start
 
 
-class SimEngine(Protocol):
-    """What the HTTP layer and the collector need from an engine (classic or llm)."""
-
-    profile: Profile
-    kv_capacity: int
-    tokens_between_events: bool
-
-    @property
-    def now(self) -> float: ...
-    @property
-    def running(self) -> int: ...
-    @property
-    def waiting(self) -> int: ...
-    @property
-    def kv_usage(self) -> float: ...
-    @property
-    def num_preemptions(self) -> int: ...
-    @property
-    def prompt_tokens_total(self) -> int: ...
-    @property
-    def generation_tokens_total(self) -> int: ...
-    def dynamic_mib(self) -> float: ...
-    def next_event_time(self) -> float | None: ...
-    def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None: ...
-    def abort(self, rid: str, now: float) -> bool: ...
-    def pop_finished(self) -> list[Finished]: ...
-    def take_window(self, now: float) -> Window: ...
-    def advance(self, now: float) -> None: ...
-    def token_times(self, rid: str) -> list[float]: ...
-    def tokens_out(self, rid: str) -> int: ...
-    def duty_over(self, start: float, end: float) -> float: ...
-
-
 class DutyHistory:
     """Recent (start, end, duty) segments, to answer "what share of [a, b] was the GPU busy"."""
 
@@ -136,21 +104,28 @@ class DutyHistory:
 
 
 class _Tracked(Protocol):
-    """A request as an engine keeps it: at least the times of its output tokens so far."""
+    """A request as an engine keeps it: its id, arrival and the times of its output tokens so far."""
 
+    rid: str
+    arrival: float
     token_times: list[float]
 
 
 _R = TypeVar("_R", bound=_Tracked)
 
 
-class EngineState(Generic[_R]):
+class EngineState(ABC, Generic[_R]):
     """The bookkeeping both engines share: clock, queue, running set, counters, window integrals.
 
-    A subclass implements `advance` (and the commands); `take_window` hands out the integrals
-    that its `advance` accumulates in ``_busy``, ``_activity``, ``_mem``, ``_run_int`` and
-    ``_wait_int``.
+    This is also what the HTTP layer and the collector need from an engine (`SimEngine`). A
+    subclass implements `advance`, `submit` and the figures it models; `take_window` hands out
+    the integrals that its `advance` accumulates in ``_busy``, ``_activity``, ``_mem``,
+    ``_run_int`` and ``_wait_int``.
     """
+
+    #: whether output tokens appear between engine events (the runner then polls while a
+    #: client streams)
+    tokens_between_events: ClassVar[bool]
 
     def __init__(self, profile: Profile, now: float, gpu: GpuSpec) -> None:
         profile.validate(gpu)
@@ -166,6 +141,7 @@ class EngineState(Generic[_R]):
         self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
         self._prompt_total = 0
         self._gen_total = 0
+        self._preemptions = 0
 
     @property
     def now(self) -> float:
@@ -178,6 +154,11 @@ class EngineState(Generic[_R]):
     @property
     def waiting(self) -> int:
         return len(self._waiting)
+
+    @property
+    def num_preemptions(self) -> int:
+        """How often a running request was preempted (its KV freed and recomputed)."""
+        return self._preemptions
 
     @property
     def prompt_tokens_total(self) -> int:
@@ -215,10 +196,76 @@ class EngineState(Generic[_R]):
         self._busy = self._activity = self._mem = self._run_int = self._wait_int = 0.0
         return win
 
+    def abort(self, rid: str, now: float) -> bool:
+        """Drop a waiting or running request (the client went away). True if it was found."""
+        self.advance(now)
+        req = self._by_id.pop(rid, None)
+        if req is None:
+            return False
+        was_running = req not in self._waiting
+        if was_running:
+            self._running.remove(req)
+        else:
+            self._waiting.remove(req)
+        self._dropped(req, was_running)
+        return True
+
+    def _retire(
+        self,
+        req: _R,
+        at: float,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        started: float,
+        first_token_at: float,
+        preemptions: int = 0,
+    ) -> None:
+        """Forget `req`, completed at `at`, and keep its timeline for `pop_finished`."""
+        self._by_id.pop(req.rid, None)
+        self._finished.append(
+            Finished(
+                rid=req.rid,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                arrival=req.arrival,
+                started=started,
+                first_token_at=first_token_at,
+                finished=at,
+                token_times=tuple(req.token_times),
+                preemptions=preemptions,
+            )
+        )
+
     def _check_new(self, rid: str) -> None:
         if rid in self._by_id:
             raise ValueError(f"duplicate request id {rid}")
 
+    @property
+    @abstractmethod
+    def kv_usage(self) -> float:
+        """Share of the KV cache in use, 0..1."""
+
+    @abstractmethod
+    def dynamic_mib(self) -> float:
+        """Framebuffer in use beyond the server's static share (activations or KV), MiB."""
+
+    @abstractmethod
+    def next_event_time(self) -> float | None:
+        """When the engine's state changes next on its own (None when idle)."""
+
+    @abstractmethod
+    def submit(self, rid: str, prompt_tokens: int, completion_tokens: int, now: float) -> None:
+        """Queue a request at `now`. Raises ValueError when it can never run."""
+
+    @abstractmethod
     def advance(self, now: float) -> None:
-        """Run the engine up to `now` (each engine implements it)."""
-        raise NotImplementedError
+        """Run the engine up to `now`."""
+
+    @abstractmethod
+    def _dropped(self, req: _R, was_running: bool) -> None:
+        """Release what `req` held; `abort` has just taken it out of the queue or running set."""
+
+
+#: What the HTTP layer and the collector need from an engine (classic or llm).
+SimEngine: TypeAlias = EngineState[Any]

@@ -126,10 +126,6 @@ class Engine(EngineState[_Seq]):
         """0: the classic profile has no KV cache."""
         return 0.0
 
-    @property
-    def num_preemptions(self) -> int:
-        return 0
-
     def dynamic_mib(self) -> float:
         return float(self.running * self.profile.activation_mib)
 
@@ -161,19 +157,6 @@ class Engine(EngineState[_Seq]):
         self._by_id[rid] = seq
         self._waiting.append(seq)
         self._admit()
-
-    def abort(self, rid: str, now: float) -> bool:
-        """Drop a waiting or running request (the client went away). True if it was found."""
-        self.advance(now)
-        seq = self._by_id.pop(rid, None)
-        if seq is None:
-            return False
-        if seq in self._waiting:
-            self._waiting.remove(seq)
-        else:
-            self._running.remove(seq)
-            self._admit()
-        return True
 
     def advance(self, now: float) -> None:
         """Run the model up to `now`, completing and admitting sequences on the way."""
@@ -213,6 +196,10 @@ class Engine(EngineState[_Seq]):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _dropped(self, req: _Seq, was_running: bool) -> None:
+        if was_running:
+            self._admit()
+
     def _emit_tokens(self, seq: _Seq, before: float, rate: float) -> None:
         """Record the output tokens whose work threshold lies in (before, seq.done]."""
         prefill = seq.first_token_work - 1.0
@@ -250,18 +237,13 @@ class Engine(EngineState[_Seq]):
         while len(seq.token_times) < seq.completion_tokens:  # float slack at the very end
             seq.token_times.append(self._t)
             self._gen_total += 1
-        self._by_id.pop(seq.rid, None)
-        self._finished.append(
-            Finished(
-                rid=seq.rid,
-                prompt_tokens=seq.prompt_tokens,
-                completion_tokens=seq.completion_tokens,
-                arrival=seq.arrival,
-                started=seq.started,
-                first_token_at=seq.first_token_at if seq.first_token_at is not None else self._t,
-                finished=self._t,
-                token_times=tuple(seq.token_times),
-            )
+        self._retire(
+            seq,
+            self._t,
+            prompt_tokens=seq.prompt_tokens,
+            completion_tokens=seq.completion_tokens,
+            started=seq.started,
+            first_token_at=seq.first_token_at if seq.first_token_at is not None else self._t,
         )
 
 

@@ -368,6 +368,8 @@ def usage_from_report(report: RunReport) -> Usage:
     response_bytes = 0.0
     if last_locust and last_locust.avg_content_bytes:
         response_bytes = last_locust.avg_content_bytes * last_locust.total_requests
+    elif last_locust is None:  # open loop: the bytes each finished request read
+        response_bytes = float(sum(s.requests.response_bytes for s in report.timeline if s.requests))
     return Usage(
         requests=report.total_requests - report.total_failures,
         prompt_tokens=report.prompt_tokens,

@@ -9,9 +9,9 @@ ASG tags eksctl sets, and prefer the spot GPU group when it exists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from gpu_inference.adapters.helm import HelmRelease
 from gpu_inference.domain import versions
 from gpu_inference.domain.constants import NODE_POOL_LABEL
 from gpu_inference.domain.eksctl_config import SYSTEM_NODE_GROUP, ClusterConfig
@@ -20,17 +20,25 @@ from gpu_inference.errors import ConfigError
 #: Priority expander: the spot GPU group (ASG eks-gpu-spot-*) first, anything else after.
 SPOT_FIRST_PRIORITIES = "50:\n  - .*-gpu-spot-.*\n10:\n  - .*\n"
 
+#: The pinned add-on charts by release name: (chart, repository, chart version).
+PINNED_CHARTS: dict[str, tuple[str, str, str]] = {
+    versions.CLUSTER_AUTOSCALER_RELEASE: (
+        versions.CLUSTER_AUTOSCALER_CHART,
+        versions.CLUSTER_AUTOSCALER_REPO,
+        versions.CLUSTER_AUTOSCALER_CHART_VERSION,
+    ),
+    versions.AWS_LB_CONTROLLER_RELEASE: (
+        versions.AWS_LB_CONTROLLER_CHART,
+        versions.AWS_LB_CONTROLLER_REPO,
+        versions.AWS_LB_CONTROLLER_CHART_VERSION,
+    ),
+}
 
-@dataclass(frozen=True)
-class HelmRelease:
-    """One `helm upgrade --install` of a pinned chart from a repository."""
 
-    release: str
-    chart: str
-    repo: str
-    version: str
-    namespace: str
-    values: dict[str, Any]
+def pinned(release: str, values: dict[str, Any]) -> HelmRelease:
+    """The release of a pinned add-on chart (into the add-on namespace) with these values."""
+    chart, repo, version = PINNED_CHARTS[release]
+    return HelmRelease(release, chart, repo, version, versions.ADDON_NAMESPACE, values)
 
 
 def autoscaler_image_tag(k8s_version: str) -> str:
@@ -71,14 +79,7 @@ def cluster_autoscaler(cfg: ClusterConfig) -> HelmRelease:
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
         "podDisruptionBudget": {"maxUnavailable": 1},
     }
-    return HelmRelease(
-        release=versions.CLUSTER_AUTOSCALER_RELEASE,
-        chart=versions.CLUSTER_AUTOSCALER_CHART,
-        repo=versions.CLUSTER_AUTOSCALER_REPO,
-        version=versions.CLUSTER_AUTOSCALER_CHART_VERSION,
-        namespace=versions.ADDON_NAMESPACE,
-        values=values,
-    )
+    return pinned(versions.CLUSTER_AUTOSCALER_RELEASE, values)
 
 
 def aws_load_balancer_controller(cfg: ClusterConfig, vpc_id: str) -> HelmRelease:
@@ -93,11 +94,4 @@ def aws_load_balancer_controller(cfg: ClusterConfig, vpc_id: str) -> HelmRelease
         # Every load balancer, target group and security group it creates is found by the audit.
         "defaultTags": {versions.CLUSTER_TAG: cfg.metadata.name},
     }
-    return HelmRelease(
-        release=versions.AWS_LB_CONTROLLER_RELEASE,
-        chart=versions.AWS_LB_CONTROLLER_CHART,
-        repo=versions.AWS_LB_CONTROLLER_REPO,
-        version=versions.AWS_LB_CONTROLLER_CHART_VERSION,
-        namespace=versions.ADDON_NAMESPACE,
-        values=values,
-    )
+    return pinned(versions.AWS_LB_CONTROLLER_RELEASE, values)

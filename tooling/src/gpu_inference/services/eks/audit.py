@@ -124,7 +124,7 @@ class Listed:
 
     @property
     def action(self) -> str:
-        prefix = {"efs": "elasticfilesystem"}.get(self.service, self.service)
+        prefix = {"efs": "elasticfilesystem", "elbv2": "elasticloadbalancing"}.get(self.service, self.service)
         return f"{prefix}:{''.join(w.title() for w in self.operation.split('_'))}"
 
 
@@ -250,6 +250,24 @@ CHECKS: dict[str, Listed | str] = {
 }
 KINDS: tuple[str, ...] = tuple(CHECKS)
 
+#: The elbv2 kinds: listed like a Listed kind, but their tags need a DescribeTags call per 20 ARNs.
+ELBV2_KINDS: dict[str, Listed] = {
+    "load-balancer": Listed(
+        "elbv2",
+        "describe_load_balancers",
+        "LoadBalancers",
+        "LoadBalancerArn",
+        "elbv2 delete-load-balancer --load-balancer-arn {id}",
+    ),
+    "target-group": Listed(
+        "elbv2",
+        "describe_target_groups",
+        "TargetGroups",
+        "TargetGroupArn",
+        "elbv2 delete-target-group --target-group-arn {id}",
+    ),
+}
+
 
 #: Tag filters for the tagging-API sweep: this project's tag and eksctl's, by value; the cloud
 #: provider's by key (its value is owned/shared).
@@ -345,43 +363,32 @@ class Auditor:
             if s["StackName"].startswith(prefix) and s["StackStatus"] != "DELETE_COMPLETE"
         ]
 
-    def _elbv2(self, kind: str, operation: str, key: str, arn_field: str, hint: str) -> list[Leftover]:
-        elbv2 = self.clients.client("elbv2")
-        with aws_call(f"elasticloadbalancing:{''.join(w.title() for w in operation.split('_'))}"):
-            items = paginate(elbv2, operation, key)
+    def _elbv2(self, kind: str) -> list[Leftover]:
+        spec = ELBV2_KINDS[kind]
+        elbv2 = self.clients.client(spec.service)
+        with aws_call(spec.action):
+            items = paginate(elbv2, spec.operation, spec.key)
         tags: dict[str, dict[str, str]] = {}
-        for batch in chunks([i[arn_field] for i in items], 20):
+        for batch in chunks([i[spec.id_field] for i in items], 20):
             with aws_call("elasticloadbalancing:DescribeTags"):
                 for d in elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]:
                     tags[d["ResourceArn"]] = _tags(d.get("Tags"))
         return [
             Leftover(
                 kind=kind,
-                id=i[arn_field],
+                id=i[spec.id_field],
                 detail=f"{i.get('Type', '')} {i.get('DNSName', '')}".strip() or i.get("TargetGroupName", ""),
-                delete_hint=self._hint(hint.format(id=i[arn_field])),
+                delete_hint=self._hint(spec.hint.format(id=i[spec.id_field])),
             )
             for i in items
-            if belongs_to(tags.get(i[arn_field], {}), self.cluster)
+            if belongs_to(tags.get(i[spec.id_field], {}), self.cluster)
         ]
 
     def load_balancers(self) -> list[Leftover]:
-        return self._elbv2(
-            "load-balancer",
-            "describe_load_balancers",
-            "LoadBalancers",
-            "LoadBalancerArn",
-            "elbv2 delete-load-balancer --load-balancer-arn {id}",
-        )
+        return self._elbv2("load-balancer")
 
     def target_groups(self) -> list[Leftover]:
-        return self._elbv2(
-            "target-group",
-            "describe_target_groups",
-            "TargetGroups",
-            "TargetGroupArn",
-            "elbv2 delete-target-group --target-group-arn {id}",
-        )
+        return self._elbv2("target-group")
 
     def classic_load_balancers(self) -> list[Leftover]:
         elb = self.clients.client("elb")

@@ -199,6 +199,11 @@ def fits_node_group(pod_spec: Mapping[str, Any], ng: ManagedNodeGroup) -> bool:
 # --------------------------------------------------------------------------- the check
 
 
+def _misfits(workloads: Iterable[Workload], ng: ManagedNodeGroup, problem: str, fix: str) -> list[Problem]:
+    """`problem` and `fix` for each workload whose pods cannot be placed on the node group."""
+    return [Problem(f"chart {w.ref}", problem, fix) for w in workloads if not fits_node_group(w.pod_spec, ng)]
+
+
 def check_alignment(
     cfg: ClusterConfig, facts: ChartFacts, *, eksctl_installs_plugin: bool = False
 ) -> list[Problem]:
@@ -216,16 +221,13 @@ def check_alignment(
                 "enable the inference server",
             )
         )
-    for w in facts.gpu_workloads:
-        if not fits_node_group(w.pod_spec, gpu):
-            p.append(
-                Problem(
-                    f"chart {w.ref}",
-                    f"its nodeSelector/affinity/tolerations do not match the {GPU_NODE_GROUP!r} node group "
-                    f"(labels {gpu.labels}, taints {[f'{t.key}={t.value}:{t.effect}' for t in gpu.taints]})",
-                    "select the GPU node labels and tolerate the GPU taint in the chart values",
-                )
-            )
+    p += _misfits(
+        facts.gpu_workloads,
+        gpu,
+        f"its nodeSelector/affinity/tolerations do not match the {GPU_NODE_GROUP!r} node group "
+        f"(labels {gpu.labels}, taints {[f'{t.key}={t.value}:{t.effect}' for t in gpu.taints]})",
+        "select the GPU node labels and tolerate the GPU taint in the chart values",
+    )
 
     capacity = (gpu.maxSize or 0) * gpu.gpus_per_node
     gpu_targets = {(w.kind, w.name): w for w in facts.gpu_workloads}
@@ -270,17 +272,13 @@ def check_alignment(
                 "off for Bottlerocket",
             )
         )
-    for ds in facts.gpu_daemonsets:
-        if not fits_node_group(ds.pod_spec, gpu):
-            p.append(
-                Problem(
-                    f"chart {ds.ref}",
-                    f"cannot run on the {GPU_NODE_GROUP!r} nodes (its nodeSelector/affinity needs labels "
-                    "the node "
-                    "group does not have, or it does not tolerate the GPU taint)",
-                    f"select on {sorted(gpu.labels)} and tolerate the GPU taint",
-                )
-            )
+    p += _misfits(
+        facts.gpu_daemonsets,
+        gpu,
+        f"cannot run on the {GPU_NODE_GROUP!r} nodes (its nodeSelector/affinity needs labels the node "
+        "group does not have, or it does not tolerate the GPU taint)",
+        f"select on {sorted(gpu.labels)} and tolerate the GPU taint",
+    )
     if gpu_taint is not None:
         for w in facts.workloads:
             if w.gpus_per_pod or w in facts.gpu_daemonsets or w.kind == "DaemonSet":

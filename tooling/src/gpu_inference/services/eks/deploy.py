@@ -15,46 +15,27 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
 from gpu_inference.adapters.aws import AwsClients, aws_call
 from gpu_inference.adapters.eksctl import Eksctl
+from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import eksctl_config
 from gpu_inference.domain.deployment_state import DeploymentState, PrometheusAccess, save_state
 from gpu_inference.errors import AwsError, GpuInferenceError, ToolFailedError, WaitTimeoutError
 from gpu_inference.services.eks import addons
 from gpu_inference.services.eks.audit import AuditReport, audit, describe_cluster
-from gpu_inference.services.eks.preflight import ChartTool, CheckResult, PreflightContext, run_preflight
+from gpu_inference.services.eks.preflight import CheckResult, PreflightContext, run_preflight
 from gpu_inference.services.eks.progress import Reporter
+from gpu_inference.services.eks.waits import Probe, poll
 
 log = logging.getLogger(__name__)
 
 CUSTOM_METRICS_PATH = "/apis/custom.metrics.k8s.io/v1beta2"
 SPOT_OVERLAY = "gpu-spot-nodegroup.yaml"
-
-
-class HelmTool(ChartTool, Protocol):
-    """What deploy/destroy need from gpu_inference.adapters.helm.Helm (preflight's lint/template, plus
-    install and uninstall)."""
-
-    def upgrade_install(
-        self,
-        release: str,
-        chart: Path | str,
-        *,
-        namespace: str,
-        values_files: Sequence[Path] = (),
-        values: Mapping[str, Any] | None = None,
-        wait: bool = True,
-        timeout_s: int = 600,
-        repo: str | None = None,
-        version: str | None = None,
-    ) -> int: ...
-
-    def uninstall(self, release: str, *, namespace: str, wait: bool = True, timeout_s: int = 600) -> None: ...
 
 
 class NotReusableError(GpuInferenceError):
@@ -144,7 +125,7 @@ class Deployer:
     opts: DeployOptions
     clients_factory: Callable[[str], AwsClients]
     eksctl: Eksctl
-    helm_factory: Callable[[Path | None], HelmTool]
+    helm_factory: Callable[[Path | None], Helm]
     kubectl_factory: Callable[[Path], Kubectl]
     kubectl_version: Callable[[], str]
     reporter: Reporter
@@ -287,7 +268,7 @@ class Deployer:
         helm = self.helm_factory(kubeconfig)
         ca = addons.cluster_autoscaler(cfg)
         with self.reporter.step("cluster-autoscaler", f"helm {ca.chart} {ca.version} into {ca.namespace}"):
-            self.install_addon(helm, ca)
+            helm.install(ca)
             result.releases.append(ca.release)
         if want_lbc:
             vpc_id = self.cluster_vpc(clients, name)
@@ -295,7 +276,7 @@ class Deployer:
             with self.reporter.step(
                 "aws-load-balancer-controller", f"helm {lbc.chart} {lbc.version} (Ingress on)"
             ):
-                self.install_addon(helm, lbc)
+                helm.install(lbc)
                 result.releases.append(lbc.release)
         else:
             self.reporter.skip(
@@ -415,35 +396,19 @@ class Deployer:
             )
         return str(vpc)
 
-    def install_addon(self, helm: HelmTool, rel: addons.HelmRelease) -> None:
-        helm.upgrade_install(
-            rel.release,
-            rel.chart,
-            namespace=rel.namespace,
-            values=rel.values,
-            repo=rel.repo,
-            version=rel.version,
-            wait=True,
-            timeout_s=600,
-        )
-
     # ------------------------------------------------------------------ waits
 
-    def _poll(self, what: str, timeout_s: float, probe: Callable[[], tuple[bool, str]], fix: str) -> str:
-        deadline = time.monotonic() + timeout_s
-        last = "not checked yet"
-        while True:
-            try:
-                done, last = probe()
-            except ToolFailedError as exc:
-                done, last = False, str(exc).strip().splitlines()[-1]
-            except json.JSONDecodeError as exc:
-                done, last = False, f"unexpected answer: {exc}"
-            if done:
-                return last
-            if time.monotonic() >= deadline:
-                raise WaitTimeoutError(what, timeout_s, last, fix)
-            self.sleep(self.opts.poll_interval_s)
+    def _poll(self, what: str, timeout_s: float, probe: Probe, fix: str) -> str:
+        """Poll until done; a failed kubectl call or an unreadable answer counts as not yet."""
+        return poll(
+            probe,
+            what=what,
+            timeout_s=timeout_s,
+            fix=fix,
+            interval_s=self.opts.poll_interval_s,
+            sleep=self.sleep,
+            tolerate=_not_yet,
+        )
 
     def wait_custom_metrics(self, kubectl: Kubectl) -> None:
         def probe() -> tuple[bool, str]:
@@ -515,19 +480,29 @@ class Deployer:
 
     def endpoints(self, kubectl: Kubectl) -> list[str]:
         """Wait (up to endpoint_timeout_s) for load balancer addresses; a late one is logged, not fatal."""
-        deadline = time.monotonic() + self.opts.endpoint_timeout_s
-        while True:
-            urls, pending = self._endpoints(kubectl)
-            if not pending:
-                return urls
-            if time.monotonic() >= deadline:
-                log.warning(
-                    "no load balancer address yet for %s; check later with kubectl -n %s get svc,ingress",
-                    ", ".join(pending),
-                    self.opts.namespace,
-                )
-                return urls
-            self.sleep(self.opts.poll_interval_s)
+        urls: list[str] = []
+
+        def probe() -> tuple[bool, str]:
+            found, pending = self._endpoints(kubectl)
+            urls[:] = found
+            return not pending, ", ".join(pending)
+
+        try:
+            poll(
+                probe,
+                what="load balancer addresses",
+                timeout_s=self.opts.endpoint_timeout_s,
+                fix=f"check later with kubectl -n {self.opts.namespace} get svc,ingress",
+                interval_s=self.opts.poll_interval_s,
+                sleep=self.sleep,
+            )
+        except WaitTimeoutError as exc:
+            log.warning(
+                "no load balancer address yet for %s; check later with kubectl -n %s get svc,ingress",
+                exc.last_state,
+                self.opts.namespace,
+            )
+        return urls
 
     def grafana_hint(self, kubectl: Kubectl, kubeconfig: Path) -> str:
         svcs = kubectl.get(
@@ -542,6 +517,15 @@ class Deployer:
             f"svc/{svc['metadata']['name']} "
             f"3000:{port}  # then open http://localhost:3000"
         )
+
+
+def _not_yet(exc: Exception) -> str | None:
+    """What a wait reports for an error that counts as not yet (None: the error ends the wait)."""
+    if isinstance(exc, ToolFailedError):
+        return str(exc).strip().splitlines()[-1]
+    if isinstance(exc, json.JSONDecodeError):
+        return f"unexpected answer: {exc}"
+    return None
 
 
 def hpa_current_values(hpa: Mapping[str, Any]) -> list[str]:

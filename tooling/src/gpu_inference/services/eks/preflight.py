@@ -13,12 +13,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import botocore.exceptions
 
 from gpu_inference.adapters.aws import AwsClients, aws_call, error_code, paginate
-from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl, parse_version
+from gpu_inference.adapters.eksctl import INSTALL_HINT, Eksctl
+from gpu_inference.adapters.helm import Helm
+from gpu_inference.adapters.process import parse_version
 from gpu_inference.domain import versions
 from gpu_inference.domain.eksctl_config import ClusterConfig, newest_standard_version
 from gpu_inference.errors import (
@@ -46,31 +48,12 @@ class CheckResult:
         return f"{self.name}: {mark}: {self.detail}.{tail}"
 
 
-class ChartTool(Protocol):
-    """What preflight needs from gpu_inference.adapters.helm.Helm."""
-
-    def version(self) -> str: ...
-
-    def lint(self, chart: Path, *, values_files: Sequence[Path] = (), timeout_s: int = 120) -> None: ...
-
-    def template(
-        self,
-        release: str,
-        chart: Path,
-        *,
-        namespace: str,
-        values_files: Sequence[Path] = (),
-        set_values: Any = None,
-        timeout_s: int = 120,
-    ) -> list[dict[str, Any]]: ...
-
-
 @dataclass
 class PreflightContext:
     cfg: ClusterConfig
     clients: AwsClients
     eksctl: Eksctl
-    helm: Callable[[], ChartTool]
+    helm: Callable[[], Helm]
     kubectl_version: Callable[[], str]
     chart: Path
     release: str
@@ -81,10 +64,6 @@ class PreflightContext:
     #: filled by the chart checks, used by deploy (does the chart render an Ingress?)
     chart_facts: ChartFacts | None = None
     account: str | None = None
-
-
-def _semver(text: str) -> tuple[int, int, int]:
-    return parse_version(text)
 
 
 # --------------------------------------------------------------------------- tools
@@ -123,16 +102,30 @@ def check_eksctl(ctx: PreflightContext) -> CheckResult:
     return CheckResult("eksctl", True, f"version {'.'.join(map(str, v))}, supports Kubernetes {version}")
 
 
-def check_helm(ctx: PreflightContext) -> CheckResult:
+#: How to fix a tool that is missing, and one whose version cannot be read.
+_TOOL_FIXES = {
+    "helm": ("run `make tools` (builds the pinned helm) or install helm 3", "reinstall helm 3"),
+    "kubectl": ("run `make tools` (builds kubectl) or install kubectl", "reinstall kubectl"),
+}
+
+
+def _tool_version(name: str, probe: Callable[[], str]) -> tuple[str, tuple[int, int, int]] | CheckResult:
+    """(version text, parsed version) of a tool, or the failed check when it cannot be read."""
+    install, reinstall = _TOOL_FIXES[name]
     try:
-        text = ctx.helm().version()
-        v = _semver(text)
+        text = probe()
+        return text, parse_version(text)
     except ToolNotFoundError as exc:
-        return CheckResult(
-            "helm", False, str(exc), "run `make tools` (builds the pinned helm) or install helm 3"
-        )
+        return CheckResult(name, False, str(exc), install)
     except (ToolFailedError, ValueError) as exc:
-        return CheckResult("helm", False, f"cannot read the helm version: {exc}", "reinstall helm 3")
+        return CheckResult(name, False, f"cannot read the {name} version: {exc}", reinstall)
+
+
+def check_helm(ctx: PreflightContext) -> CheckResult:
+    found = _tool_version("helm", lambda: ctx.helm().version())
+    if isinstance(found, CheckResult):
+        return found
+    text, v = found
     need = ".".join(map(str, versions.MIN_HELM_VERSION))
     if v < versions.MIN_HELM_VERSION or v[0] > versions.MAX_HELM_MAJOR:
         return CheckResult(
@@ -145,13 +138,10 @@ def check_helm(ctx: PreflightContext) -> CheckResult:
 
 
 def check_kubectl(ctx: PreflightContext) -> CheckResult:
-    try:
-        text = ctx.kubectl_version()
-        v = _semver(text)
-    except ToolNotFoundError as exc:
-        return CheckResult("kubectl", False, str(exc), "run `make tools` (builds kubectl) or install kubectl")
-    except (ToolFailedError, ValueError) as exc:
-        return CheckResult("kubectl", False, f"cannot read the kubectl version: {exc}", "reinstall kubectl")
+    found = _tool_version("kubectl", ctx.kubectl_version)
+    if isinstance(found, CheckResult):
+        return found
+    text, v = found
     major, minor = (int(x) for x in ctx.cfg.metadata.version.split("."))
     skew = abs(v[1] - minor) if v[0] == major else 99
     if skew > versions.KUBECTL_MAX_MINOR_SKEW:

@@ -32,12 +32,14 @@ from typing import Any
 
 from gpu_inference.adapters.aws import AwsClients, aws_call, paginate
 from gpu_inference.adapters.eksctl import Eksctl
+from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import versions
-from gpu_inference.errors import GpuInferenceError, ToolFailedError, WaitTimeoutError
+from gpu_inference.errors import GpuInferenceError, ToolFailedError
 from gpu_inference.services.eks.audit import Auditor, AuditReport, Leftover, audit, describe_cluster
-from gpu_inference.services.eks.deploy import HelmTool, kubeconfig_path
+from gpu_inference.services.eks.deploy import kubeconfig_path
 from gpu_inference.services.eks.progress import Reporter
+from gpu_inference.services.eks.waits import Probe, poll
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ class Destroyer:
     opts: DestroyOptions
     clients: AwsClients
     eksctl: Eksctl
-    helm_factory: Callable[[Path], HelmTool]
+    helm_factory: Callable[[Path], Helm]
     kubectl_factory: Callable[[Path], Kubectl]
     reporter: Reporter
     sleep: Callable[[float], None] = time.sleep
@@ -157,7 +159,7 @@ class Destroyer:
             return result
 
         kubeconfig = kubeconfig_path(o.work_dir, o.cluster, o.region)
-        helm: HelmTool | None = None
+        helm: Helm | None = None
         kubectl: Kubectl | None = None
         if reachable:
             with self.reporter.step("kubeconfig", f"write {kubeconfig}"):
@@ -329,12 +331,12 @@ class Destroyer:
             "check the EBS CSI controller logs (kubectl logs -n kube-system deploy/ebs-csi-controller)",
         )
 
-    def _poll(self, what: str, timeout_s: float, probe: Callable[[], tuple[bool, str]], fix: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            done, last = probe()
-            if done:
-                return
-            if time.monotonic() >= deadline:
-                raise WaitTimeoutError(what, timeout_s, last, fix)
-            self.sleep(self.opts.poll_interval_s)
+    def _poll(self, what: str, timeout_s: float, probe: Probe, fix: str) -> None:
+        poll(
+            probe,
+            what=what,
+            timeout_s=timeout_s,
+            fix=fix,
+            interval_s=self.opts.poll_interval_s,
+            sleep=self.sleep,
+        )

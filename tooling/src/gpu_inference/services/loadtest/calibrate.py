@@ -53,6 +53,20 @@ class CalibrationOptions(BaseModel):
     request: OpenLoopOptions = OpenLoopOptions()
     out_dir: Path = Path("out/calibrate")
 
+    @classmethod
+    def quick(cls, target_attainment: float, request: OpenLoopOptions, out_dir: Path) -> CalibrationOptions:
+        """The climb verify-scaleup and the demo run: 10 s steps doubling from 1 req/s, then finer steps."""
+        return cls(
+            start_rate=1.0,
+            growth=2.0,
+            step_s=10.0,
+            min_requests=20,
+            cooldown_s=2.0,
+            target_attainment=target_attainment,
+            request=request,
+            out_dir=out_dir,
+        )
+
     @model_validator(mode="after")
     def _rates_increase(self) -> CalibrationOptions:
         if self.rates is not None:

@@ -190,14 +190,18 @@ class RecordsSince:
 def request_window(batch: list[RequestRecord], slo: Slo) -> RequestWindow:
     """Counts, SLO misses and p95s of the requests that finished in one sampling interval."""
     finished = [r for r in batch if r.outcome != "cancelled"]
+    ok = [r for r in finished if r.ok]
     ttft = percentile([r.ttft_s * 1000 for r in finished if r.ttft_s is not None], 95)
     tpot = percentile([r.tpot_s * 1000 for r in finished if r.tpot_s is not None], 95)
     return RequestWindow(
         finished=len(finished),
-        errors=sum(1 for r in finished if not r.ok),
+        errors=len(finished) - len(ok),
         slo_misses=sum(1 for r in finished if not meets_slo(r, slo)),
         ttft_p95_ms=ttft,
         tpot_p95_ms=tpot,
+        prompt_tokens=sum(r.prompt_tokens or 0 for r in ok),
+        completion_tokens=sum(r.completion_tokens or 0 for r in ok),
+        response_bytes=sum(r.response_bytes for r in ok),
     )
 
 
@@ -209,10 +213,9 @@ def merge_windows(a: RequestWindow | None, b: RequestWindow) -> RequestWindow:
     def worse(x: float | None, y: float | None) -> float | None:
         return max(v for v in (x, y) if v is not None) if x is not None or y is not None else None
 
+    counts = ("finished", "errors", "slo_misses", "prompt_tokens", "completion_tokens", "response_bytes")
     return RequestWindow(
-        finished=a.finished + b.finished,
-        errors=a.errors + b.errors,
-        slo_misses=a.slo_misses + b.slo_misses,
+        **{k: getattr(a, k) + getattr(b, k) for k in counts},
         ttft_p95_ms=worse(a.ttft_p95_ms, b.ttft_p95_ms),
         tpot_p95_ms=worse(a.tpot_p95_ms, b.tpot_p95_ms),
     )
@@ -322,6 +325,24 @@ class _Run:
             log.info("the GPUs behind this target are SIMULATED: %s", "; ".join(self.evidence))
             self.simulator = simulator_profile(o.target.url)
 
+    def _sampler(
+        self,
+        started: float,
+        stats: StatsHistoryReader | None = None,
+        tokens: TokensReader | None = None,
+    ) -> Sampler:
+        """The sampler for a run that started at `started` (locust's readers only for locust runs)."""
+        return Sampler(
+            namespace=self.o.target.namespace,
+            load_started_at=started,
+            prometheus=self.prometheus,
+            cluster=self.cluster,
+            hpa=self.hpa,
+            stats=stats,
+            tokens=tokens,
+            metric=self.o.metric,
+        )
+
     def _recorder(
         self,
         sampler: Sampler,
@@ -357,16 +378,7 @@ class _Run:
         self._prepare()
         started = time.time()
         samples: list[TimelineSample] = []
-        sampler = Sampler(
-            namespace=o.target.namespace,
-            load_started_at=started,
-            prometheus=self.prometheus,
-            cluster=self.cluster,
-            hpa=self.hpa,
-            stats=None,
-            tokens=None,
-            metric=o.metric,
-        )
+        sampler = self._sampler(started)
         slo = Slo(ttft_s=self._slo_ttft_s(), tpot_s=self._slo_tpot_s())
         done = RecordsSince()
         result: dict[str, Any] = {}
@@ -470,16 +482,7 @@ class _Run:
         samples: list[TimelineSample] = []
         stats = StatsHistoryReader(o.out_dir / f"{CSV_PREFIX}_stats_history.csv")
         tokens = TokensReader(o.out_dir / TOKENS_FILE)
-        sampler = Sampler(
-            namespace=o.target.namespace,
-            load_started_at=started,
-            prometheus=self.prometheus,
-            cluster=self.cluster,
-            hpa=self.hpa,
-            stats=stats,
-            tokens=tokens,
-            metric=o.metric,
-        )
+        sampler = self._sampler(started, stats=stats, tokens=tokens)
 
         record = self._recorder(sampler, samples, on_sample)
         self._settle(record("baseline"), record)
@@ -706,17 +709,8 @@ def run_loadtest(options: LoadTestOptions, on_sample: OnSample | None = None) ->
 
 
 def calibration_options(o: VerifyOptions) -> CalibrationOptions:
-    """A quick climb for verify-scaleup: 10 s steps doubling from 1 req/s, then three finer steps."""
-    return CalibrationOptions(
-        start_rate=1.0,
-        growth=2.0,
-        step_s=10.0,
-        min_requests=20,
-        cooldown_s=2.0,
-        target_attainment=o.min_slo_attainment,
-        request=o.open_loop,
-        out_dir=o.out_dir / "calibration",
-    )
+    """A quick climb for verify-scaleup at the run's SLO attainment and request shape."""
+    return CalibrationOptions.quick(o.min_slo_attainment, o.open_loop, o.out_dir / "calibration")
 
 
 def with_capacity(o: VerifyOptions) -> VerifyOptions:

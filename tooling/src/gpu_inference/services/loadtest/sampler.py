@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from gpu_inference.adapters.kube import ClusterReader, ClusterReadError
 from gpu_inference.adapters.locust import StatsHistoryReader, TokensReader, at_or_before
@@ -33,27 +34,18 @@ def _quiet_if_tail(point: LocustPoint | None, phase: str) -> LocustPoint | None:
     return point.model_copy(update={"users": 0, "rps": 0.0, "fail_rps": 0.0, "p50_ms": None, "p95_ms": None})
 
 
+@dataclass(kw_only=True)
 class Sampler:
-    def __init__(
-        self,
-        *,
-        namespace: str,
-        load_started_at: float,
-        prometheus: Prometheus | None = None,
-        cluster: ClusterReader | None = None,
-        hpa: HpaSpec | None = None,
-        stats: StatsHistoryReader | None = None,
-        tokens: TokensReader | None = None,
-        metric: str = DEFAULT_METRIC,
-    ) -> None:
-        self.namespace = namespace
-        self.load_started_at = load_started_at
-        self.prometheus = prometheus
-        self.cluster = cluster
-        self.hpa = hpa
-        self.stats = stats
-        self.tokens = tokens
-        self.metric = metric
+    """Reads one timeline sample from each source; a missing source leaves its fields empty."""
+
+    namespace: str
+    load_started_at: float
+    prometheus: Prometheus | None = None
+    cluster: ClusterReader | None = None
+    hpa: HpaSpec | None = None
+    stats: StatsHistoryReader | None = None
+    tokens: TokensReader | None = None
+    metric: str = DEFAULT_METRIC
 
     def _gpu(self, errors: list[str]) -> list[PodGpu]:
         if self.prometheus is None:
