@@ -4,6 +4,8 @@ the fix. `helm install` runs the same render and schema validation before it tou
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .conftest import NAMESPACE, render_error
@@ -11,105 +13,107 @@ from .conftest import NAMESPACE, render_error
 pytestmark = pytest.mark.unit
 
 
-# Each case: the --set values, then what the error must say (every fragment must appear).
+def bad(case_id: str, sets: tuple[str, ...], *messages: str) -> Any:
+    """One case of BAD_VALUES: its id, the --set values, then what the error must say (every fragment
+    must appear)."""
+    return pytest.param(sets, messages, id=case_id)
+
+
 BAD_VALUES = [
-    pytest.param(
+    bad(
+        "min_replicas_above_max",
         ("autoscaling.minReplicas=5", "autoscaling.maxReplicas=2"),
-        ("autoscaling.minReplicas (5) > autoscaling.maxReplicas (2)", "Fix: set minReplicas <= maxReplicas"),
-        id="min_replicas_above_max",
+        "autoscaling.minReplicas (5) > autoscaling.maxReplicas (2)",
+        "Fix: set minReplicas <= maxReplicas",
     ),
-    pytest.param(
+    bad(
+        "gpu_request_different_from_limit",
         ("inference.resources.requests.nvidia\\.com/gpu=2",),
-        (
-            'inference.resources.requests["nvidia.com/gpu"]=2 differs from limits["nvidia.com/gpu"]=1',
-            "Fix: set requests equal to limits",
-        ),
-        id="gpu_request_different_from_limit",
+        'inference.resources.requests["nvidia.com/gpu"]=2 differs from limits["nvidia.com/gpu"]=1',
+        "Fix: set requests equal to limits",
     ),
-    pytest.param(
+    bad(
+        "missing_gpu_limit",
         ("inference.resources.limits.nvidia\\.com/gpu=null",),
-        ('inference.resources.limits["nvidia.com/gpu"] is missing',),
-        id="missing_gpu_limit",
+        'inference.resources.limits["nvidia.com/gpu"] is missing',
     ),
-    pytest.param(
+    bad(
+        "custom_preset_without_image",
         ("inference.preset=custom",),
-        ("inference.image.repository is empty", "Fix: set inference.image.repository"),
-        id="custom_preset_without_image",
+        "inference.image.repository is empty",
+        "Fix: set inference.image.repository",
     ),
-    pytest.param(
+    bad(
+        "image_without_tag_or_digest",
         ("prometheus.image.tag=",),
-        ("prometheus.image.tag and prometheus.image.digest are both empty", "Fix: pin prometheus.image.tag"),
-        id="image_without_tag_or_digest",
+        "prometheus.image.tag and prometheus.image.digest are both empty",
+        "Fix: pin prometheus.image.tag",
     ),
-    pytest.param(
+    bad(
+        "hpa_without_a_custom_metrics_adapter",
         ("prometheus-adapter.enabled=false",),
-        (
-            "autoscaling.enabled=true but no custom-metrics adapter is configured",
-            "Fix: set prometheus-adapter.enabled=true",
-            "autoscaling.externalMetricsAdapter=true",
-        ),
-        id="hpa_without_a_custom_metrics_adapter",
+        "autoscaling.enabled=true but no custom-metrics adapter is configured",
+        "Fix: set prometheus-adapter.enabled=true",
+        "autoscaling.externalMetricsAdapter=true",
     ),
-    pytest.param(
+    bad(
+        "unknown_preset",
         ("inference.preset=tgi",),
-        ('inference.preset: unknown preset "tgi"', "Fix: set inference.preset to vllm or custom"),
-        id="unknown_preset",
+        'inference.preset: unknown preset "tgi"',
+        "Fix: set inference.preset to vllm or custom",
     ),
-    pytest.param(
+    bad(
+        "relist_shorter_than_scrape",
         ("wiring.scrapeInterval=30s", "wiring.relistInterval=15s"),
-        (
-            "wiring.relistInterval (15s) is shorter than wiring.scrapeInterval (30s)",
-            "Fix: set relistInterval >= scrapeInterval",
-        ),
-        id="relist_shorter_than_scrape",
+        "wiring.relistInterval (15s) is shorter than wiring.scrapeInterval (30s)",
+        "Fix: set relistInterval >= scrapeInterval",
     ),
-    pytest.param(
+    bad(
+        "interval_that_is_not_a_duration",
         ("wiring.relistInterval=soon",),
-        ('wiring.relistInterval="soon" is not a duration',),
-        id="interval_that_is_not_a_duration",
+        'wiring.relistInterval="soon" is not a duration',
     ),
-    pytest.param(
+    bad(
+        "no_prometheus_and_no_url",
         ("prometheus.enabled=false",),
-        ("wiring.prometheusUrl is empty while prometheus.enabled=false", "Fix: set wiring.prometheusUrl"),
-        id="no_prometheus_and_no_url",
+        "wiring.prometheusUrl is empty while prometheus.enabled=false",
+        "Fix: set wiring.prometheusUrl",
     ),
-    pytest.param(
+    bad(
+        "replica_count_under_the_hpa",
         ("inference.replicaCount=3",),
-        ("inference.replicaCount is set while autoscaling.enabled=true",),
-        id="replica_count_under_the_hpa",
+        "inference.replicaCount is set while autoscaling.enabled=true",
     ),
-    pytest.param(
+    bad(
+        "queue_depth_without_a_queue_series",
         (
             "inference.preset=custom",
             "inference.image.repository=example/server",
             "inference.image.tag=1.0",
             "autoscaling.queueDepth.enabled=true",
         ),
-        (
-            "autoscaling.queueDepth.enabled=true but no queue series is known",
-            "Fix: set wiring.queueDepth.series",
-        ),
-        id="queue_depth_without_a_queue_series",
+        "autoscaling.queueDepth.enabled=true but no queue series is known",
+        "Fix: set wiring.queueDepth.series",
     ),
-    pytest.param(
+    bad(
+        "shared_model_cache_needs_read_write_many",
         ("inference.modelCache.type=pvc", "inference.modelCache.pvc.accessModes={ReadWriteOnce}"),
-        ("inference.modelCache.type=pvc needs accessModes [ReadWriteMany]",),
-        id="shared_model_cache_needs_read_write_many",
+        "inference.modelCache.type=pvc needs accessModes [ReadWriteMany]",
     ),
-    pytest.param(
+    bad(
+        "gpu_agents_in_the_release_namespace",
         (f"dcgm-exporter.namespace={NAMESPACE}",),
-        ("must stay Pod Security restricted",),
-        id="gpu_agents_in_the_release_namespace",
+        "must stay Pod Security restricted",
     ),
-    pytest.param(
+    bad(
+        "hpa_with_chart_prometheus_but_no_gpu_source",
         ("dcgm-exporter.enabled=false",),
-        ("dcgm-exporter.enabled=false and no wiring.dcgmExporter",),
-        id="hpa_with_chart_prometheus_but_no_gpu_source",
+        "dcgm-exporter.enabled=false and no wiring.dcgmExporter",
     ),
-    pytest.param(
+    bad(
+        "adapter_existing_tls_secret_needs_its_ca",
         ("prometheus-adapter.tls.existingSecret=adapter-cert",),
-        ("prometheus-adapter.tls.caBundle is empty",),
-        id="adapter_existing_tls_secret_needs_its_ca",
+        "prometheus-adapter.tls.caBundle is empty",
     ),
 ]
 

@@ -75,6 +75,14 @@ def test_the_service_port_name_is_refused(helm_binary: str) -> None:
 # --- 2. external Prometheus + the chart's exporter -----------------------------------------
 
 
+#: No chart Prometheus (nor its Grafana): the chart reads an external one, as with kube-prometheus-stack.
+EXTERNAL_PROMETHEUS = (
+    "prometheus.enabled=false",
+    "grafana.enabled=false",
+    "wiring.prometheusUrl=http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
+)
+
+
 def dcgm_pod_monitor(r: Rendered) -> dict[str, Any]:
     found = [m for m in r.of_kind("PodMonitor") if component(m) == "dcgm-exporter"]
     assert len(found) == 1, [m["metadata"]["name"] for m in r.of_kind("PodMonitor")]
@@ -106,27 +114,14 @@ def test_external_prometheus_gets_a_pod_monitor_for_the_chart_exporter() -> None
 
 
 def test_external_prometheus_without_a_monitor_is_refused(helm_binary: str) -> None:
-    out = render_error(
-        sets=(
-            "prometheus.enabled=false",
-            "grafana.enabled=false",
-            "wiring.prometheusUrl=http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
-        )
-    )
+    out = render_error(sets=EXTERNAL_PROMETHEUS)
     assert "dcgm-exporter.enabled=true with an external Prometheus (prometheus.enabled=false)" in out
     assert "Fix: set monitors.dcgmExporter.enabled=true" in out
     assert "release=<its release>" in out
 
 
 def test_scraped_elsewhere_is_the_explicit_opt_out() -> None:
-    r = render(
-        sets=(
-            "prometheus.enabled=false",
-            "grafana.enabled=false",
-            "wiring.prometheusUrl=http://prom.monitoring.svc:9090",
-            "monitors.dcgmExporter.scrapedElsewhere=true",
-        )
-    )
+    r = render(sets=(*EXTERNAL_PROMETHEUS, "monitors.dcgmExporter.scrapedElsewhere=true"))
     assert not [m for m in r.of_kind("PodMonitor") if component(m) == "dcgm-exporter"]
 
 

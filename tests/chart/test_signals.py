@@ -214,15 +214,14 @@ def test_preset_set_combines_with_more_signals_without_duplicates(helm_binary: s
 
 
 def test_metric_names_come_from_wiring(helm_binary: str) -> None:
-    r = render(
-        sets=(
-            "autoscaling.signals={queueDepth,kvCacheUsage,runningRequests}",
-            "wiring.queueDepth.metric=waiting_per_pod",
-            "wiring.kvCacheUsage.metric=kv_per_pod",
-            "wiring.runningRequests.metric=running_per_pod",
-        )
-    )
-    names = ["waiting_per_pod", "kv_per_pod", "running_per_pod"]
+    metric_of = {
+        "queueDepth": "waiting_per_pod",
+        "kvCacheUsage": "kv_per_pod",
+        "runningRequests": "running_per_pod",
+    }
+    renamed = tuple(f"wiring.{signal}.metric={metric}" for signal, metric in metric_of.items())
+    r = render(sets=("autoscaling.signals={queueDepth,kvCacheUsage,runningRequests}", *renamed))
+    names = list(metric_of.values())
     assert [m for m, _ in hpa_metrics(r)] == names
     assert sorted(x["name"]["as"] for x in adapter_rules(r)) == sorted(names)
     assert sorted(hpa_readable_metrics(r)) == sorted(f"pods/{n}" for n in names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from clock_testkit import Clock
 
 from gpu_inference.adapters.kube import api_client, wait_until
 from gpu_inference.errors import ConfigError, GpuInferenceError, WaitTimeoutError
@@ -12,19 +13,8 @@ from gpu_inference.errors import ConfigError, GpuInferenceError, WaitTimeoutErro
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.now += s
-
-
 def test_wait_until_returns_the_first_real_value() -> None:
-    clock = Clock()
+    clock = Clock(now=0.0)
     answers = iter([None, False, {"pod-0": 3.0}])
     got = wait_until(lambda: next(answers), timeout_s=10, what="x", fix="y", clock=clock, sleep=clock.sleep)
     assert got == {"pod-0": 3.0}
@@ -32,7 +22,7 @@ def test_wait_until_returns_the_first_real_value() -> None:
 
 
 def test_wait_until_times_out_naming_what_the_last_state_and_the_fix() -> None:
-    clock = Clock()
+    clock = Clock(now=0.0)
 
     def failing() -> None:
         raise GpuInferenceError("custom metrics API: 404 Not Found")

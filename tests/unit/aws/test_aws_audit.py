@@ -22,6 +22,12 @@ def tagspec(resource: str, tags: dict[str, str]) -> list[dict[str, Any]]:
     return [{"ResourceType": resource, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
 
 
+def lb_controller_owned(owner: str, suffix: str) -> dict[str, Any]:
+    """The name and tag the AWS Load Balancer Controller gives a load balancer or target group it creates
+    for cluster `owner`."""
+    return {"Name": f"k8s-{owner[:10]}-{suffix}", "Tags": [{"Key": "elbv2.k8s.aws/cluster", "Value": owner}]}
+
+
 class Account:
     """Plants resources the way eksctl, EKS and the controllers tag them."""
 
@@ -84,10 +90,7 @@ class Account:
 
     def load_balancer(self, owner: str) -> None:
         self.c.client("elbv2").create_load_balancer(
-            Name=f"k8s-{owner[:10]}-web",
-            Subnets=self.subnets,
-            Type="network",
-            Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": owner}],
+            Subnets=self.subnets, Type="network", **lb_controller_owned(owner, "web")
         )
 
     def classic_load_balancer(self, owner: str) -> None:
@@ -100,12 +103,7 @@ class Account:
 
     def target_group(self, owner: str) -> None:
         self.c.client("elbv2").create_target_group(
-            Name=f"k8s-{owner[:10]}-tg",
-            Protocol="TCP",
-            Port=80,
-            VpcId=self.vpc_id,
-            TargetType="ip",
-            Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": owner}],
+            Protocol="TCP", Port=80, VpcId=self.vpc_id, TargetType="ip", **lb_controller_owned(owner, "tg")
         )
 
     def ebs_volume(self, owner: str) -> None:

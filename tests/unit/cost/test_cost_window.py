@@ -12,7 +12,7 @@ from gpu_inference.domain.cost_models import CostReport
 from gpu_inference.domain.prices import PriceBook
 from gpu_inference.domain.stack import StackInputs
 from gpu_inference.errors import ConfigError
-from gpu_inference.services.cost.window import cost_report_from_window
+from gpu_inference.services.cost.window import PromWindow, cost_report_from_window
 
 pytestmark = pytest.mark.unit
 
@@ -34,10 +34,7 @@ def _window_report(url: str, stack: StackInputs, prices: PriceBook) -> CostRepor
     with Prometheus(url) as prom:
         return cost_report_from_window(
             prom,
-            namespace="gpu-inference",
-            start=START,
-            end=END,
-            step_s=2,
+            PromWindow("gpu-inference", start=START, end=END, step_s=2),
             stack=stack,
             prices=prices,
             cluster=None,

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from clock_testkit import Clock  # noqa: F401 (re-exported: the scaler tests take it from here)
 from kubernetes import client
 
 from gpu_inference.domain.constants import GPU_RESOURCE
@@ -89,16 +90,3 @@ def gpu_pod(name: str, node: str | None = None, gpus: int = 1) -> dict[str, Any]
         },
         "status": status,
     }
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

@@ -21,15 +21,16 @@ Only loopback URLs are accepted unless `allow_remote` is set.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -40,6 +41,9 @@ from gpu_inference.domain.requests import Outcome, RecordStats, RequestRecord, S
 from gpu_inference.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Response headers by which the GPU simulator names itself (gpu_inference.gpusim.server).
 SIMULATED_HEADER = "X-GPU-Simulated"
@@ -202,9 +206,14 @@ class StreamError(Exception):
 
 
 @dataclass
-class _Progress:
-    """What one request has seen so far (times on the loop's clock)."""
+class _Attempt:
+    """One arrival: when it was due and sent, and what its request has seen so far (loop clock)."""
 
+    rid: int
+    scheduled: float
+    rate: float
+    start: float
+    sent_at: float
     status: int | None = None
     token_times: list[float] = field(default_factory=list)
     prompt_tokens: int | None = None
@@ -212,6 +221,41 @@ class _Progress:
     response_bytes: int = 0
     simulated: bool = False
     profile: str | None = None
+    outcome: Outcome = "ok"
+    error: str | None = None
+
+    def record(self, end: float | None) -> RequestRecord:
+        """The request's record: TTFT, inter-token gaps and TPOT from the token times."""
+        times = self.token_times
+        source: Literal["usage", "chunks"] | None = None
+        completion = self.completion_tokens
+        if completion is not None:
+            source = "usage"
+        elif times:
+            completion, source = len(times), "chunks"
+        tpot = None
+        if completion is not None and completion > 1 and len(times) >= 1:
+            tpot = (times[-1] - times[0]) / (completion - 1)
+        return RequestRecord(
+            id=self.rid,
+            scheduled_s=self.scheduled,
+            target_rate=self.rate,
+            start_s=self.start,
+            sent_at=self.sent_at,
+            ttft_s=times[0] - self.start if times else None,
+            itl_s=[b - a for a, b in itertools.pairwise(times)],
+            tpot_s=tpot,
+            end_s=end,
+            status=self.status,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=completion,
+            tokens_source=source,
+            response_bytes=self.response_bytes,
+            outcome=self.outcome,
+            error=self.error,
+            simulated=self.simulated,
+            simulator_profile=self.profile,
+        )
 
 
 def _usage_count(usage: dict[str, Any], key: str) -> int | None:
@@ -220,7 +264,7 @@ def _usage_count(usage: dict[str, Any], key: str) -> int | None:
 
 
 async def read_event_stream(
-    resp: aiohttp.ClientResponse, progress: _Progress, clock: Callable[[], float]
+    resp: aiohttp.ClientResponse, progress: _Attempt, clock: Callable[[], float]
 ) -> None:
     """Consume an OpenAI-style SSE stream, stamping each chunk with content; raise StreamError."""
     done = False
@@ -303,17 +347,11 @@ class _Engine:
                 rid,
             )
         self.dropped_at_cap += 1
-        self.write(
-            RequestRecord(
-                id=rid,
-                scheduled_s=scheduled,
-                target_rate=rate,
-                start_s=scheduled,
-                sent_at=self.wall0 + scheduled,
-                outcome="dropped",
-                error=f"not sent: {self.options.max_in_flight} requests in flight (max_in_flight)",
-            )
-        )
+        error = f"not sent: {self.options.max_in_flight} requests in flight (max_in_flight)"
+        # never sent: it "starts" when it was due
+        dropped = _Attempt(rid, scheduled, rate, start=scheduled, sent_at=self.wall0 + scheduled)
+        dropped.outcome, dropped.error = "dropped", error
+        self.write(dropped.record(end=None))
 
     def send(self, rid: int, scheduled: float, rate: float) -> None:
         task = asyncio.create_task(self.one(rid, scheduled, rate))
@@ -322,11 +360,7 @@ class _Engine:
         self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
 
     async def one(self, rid: int, scheduled: float, rate: float) -> None:
-        start = self.now()
-        sent_at = time.time()
-        p = _Progress()
-        outcome: Outcome = "ok"
-        error: str | None = None
+        p = _Attempt(rid, scheduled, rate, self.now(), time.time())
         cancelled = False
         try:
             async with asyncio.timeout(self.options.request_timeout_s):
@@ -337,84 +371,27 @@ class _Engine:
                     p.profile = resp.headers.get(PROFILE_HEADER)
                     if resp.status != 200:
                         text = (await resp.content.read(300)).decode(errors="replace")
-                        outcome, error = "http_error", f"HTTP {resp.status}: {text.strip()[:200]}"
+                        p.outcome, p.error = "http_error", f"HTTP {resp.status}: {text.strip()[:200]}"
                     else:
                         await read_event_stream(resp, p, self.now)
         except TimeoutError:
-            outcome, error = "timeout", f"no complete reply within {self.options.request_timeout_s:g}s"
+            p.outcome, p.error = "timeout", f"no complete reply within {self.options.request_timeout_s:g}s"
         except asyncio.CancelledError:
             cancelled = True
-            outcome, error = "cancelled", "still open at the run's deadline (drain_s)"
+            p.outcome, p.error = "cancelled", "still open at the run's deadline (drain_s)"
         except StreamError as exc:
-            outcome, error = "stream_error", str(exc)
+            p.outcome, p.error = "stream_error", str(exc)
         except aiohttp.ClientConnectionError as exc:
-            kind: Outcome = "connect_error" if p.status is None else "stream_error"
-            outcome, error = kind, f"{type(exc).__name__}: {exc}"[:300]
+            p.outcome = "connect_error" if p.status is None else "stream_error"
+            p.error = f"{type(exc).__name__}: {exc}"[:300]
         except aiohttp.ClientError as exc:
-            outcome, error = "stream_error", f"{type(exc).__name__}: {exc}"[:300]
+            p.outcome, p.error = "stream_error", f"{type(exc).__name__}: {exc}"[:300]
         except Exception as exc:  # a request always leaves a record (e.g. an over-long SSE line)
             log.debug("open-loop: request %d failed unexpectedly", rid, exc_info=True)
-            outcome, error = "stream_error", f"{type(exc).__name__}: {exc}"[:300]
-        end = self.now()
-        self.write(
-            self._record(
-                rid=rid,
-                scheduled=scheduled,
-                rate=rate,
-                start=start,
-                sent_at=sent_at,
-                end=end,
-                p=p,
-                outcome=outcome,
-                error=error,
-            )
-        )
+            p.outcome, p.error = "stream_error", f"{type(exc).__name__}: {exc}"[:300]
+        self.write(p.record(end=self.now()))
         if cancelled:
             raise asyncio.CancelledError
-
-    def _record(
-        self,
-        *,
-        rid: int,
-        scheduled: float,
-        rate: float,
-        start: float,
-        sent_at: float,
-        end: float,
-        p: _Progress,
-        outcome: Outcome,
-        error: str | None,
-    ) -> RequestRecord:
-        times = p.token_times
-        source: Literal["usage", "chunks"] | None = None
-        completion = p.completion_tokens
-        if completion is not None:
-            source = "usage"
-        elif times:
-            completion, source = len(times), "chunks"
-        tpot = None
-        if completion is not None and completion > 1 and len(times) >= 1:
-            tpot = (times[-1] - times[0]) / (completion - 1)
-        return RequestRecord(
-            id=rid,
-            scheduled_s=scheduled,
-            target_rate=rate,
-            start_s=start,
-            sent_at=sent_at,
-            ttft_s=times[0] - start if times else None,
-            itl_s=[b - a for a, b in itertools.pairwise(times)],
-            tpot_s=tpot,
-            end_s=end,
-            status=p.status,
-            prompt_tokens=p.prompt_tokens,
-            completion_tokens=completion,
-            tokens_source=source,
-            response_bytes=p.response_bytes,
-            outcome=outcome,
-            error=error,
-            simulated=p.simulated,
-            simulator_profile=p.profile,
-        )
 
     async def run(self, shape: RateShape, seed: int) -> int:
         """Send every arrival on time; wait out the shape and the drain; return the arrivals drawn."""
@@ -535,17 +512,19 @@ async def run_open_loop_async(
     return summary
 
 
-def run_open_loop(
-    url: str,
-    shape: RateShape,
-    options: OpenLoopOptions,
-    out_path: Path,
-    *,
-    slo: Slo | None = None,
-    on_record: Callable[[RequestRecord], None] | None = None,
-) -> OpenLoopSummary:
-    """Blocking form of `run_open_loop_async` (runs its own event loop)."""
-    return asyncio.run(run_open_loop_async(url, shape, options, out_path, slo=slo, on_record=on_record))
+def _blocking(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """The blocking form of coroutine function `fn` (each call runs its own event loop)."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(fn(*args, **kwargs))
+
+    run.__doc__ = f"Blocking form of `{fn.__name__}` (runs its own event loop)."
+    return run
+
+
+#: `run_open_loop_async` for callers without an event loop.
+run_open_loop = _blocking(run_open_loop_async)
 
 
 def read_records(path: Path) -> list[RequestRecord]:

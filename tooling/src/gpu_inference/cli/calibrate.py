@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gpu_inference.cli.common import user_errors
-from gpu_inference.cli.options import LocalOpt, NameOpt
+from gpu_inference.cli.options import EksClusterOpt, EksWorkDirOpt, LocalOpt, NameOpt
 from gpu_inference.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,12 +29,8 @@ def calibrate_command(
     eks: Annotated[
         bool, typer.Option("--eks", help="One Ready inference pod of the stack `make deploy` created.")
     ] = False,
-    cluster: Annotated[
-        str, typer.Option("--cluster", help="With --eks: the EKS cluster name.")
-    ] = "gpu-inference",
-    work_dir: Annotated[
-        Path | None, typer.Option("--work-dir", help="With --eks: deploy's work dir.")
-    ] = None,
+    cluster: EksClusterOpt = "gpu-inference",
+    work_dir: EksWorkDirOpt = None,
     out: Annotated[
         Path, typer.Option("--out", help="Where calibration.json and the step records go.")
     ] = Path("out/calibrate"),

@@ -212,7 +212,7 @@ def report(
     from gpu_inference.domain.stack import load_stack
     from gpu_inference.rendering import cost_tables as render
     from gpu_inference.services.cost.report import cost_report_from_run, to_csv, to_json
-    from gpu_inference.services.cost.window import cost_report_from_window
+    from gpu_inference.services.cost.window import PromWindow, cost_report_from_window
 
     with user_errors():
         stack = load_stack(config or eksctl_config(), _chart(chart), values or [])
@@ -262,18 +262,15 @@ def report(
                     "--utilization-target", "unknown", "pass --hpa (read from the HPA) or the value"
                 )
             with Prometheus(prometheus_url) as prom:
+                window = PromWindow(namespace, start=begin, end=stop, step_s=step, metric=where.metric)
                 cost = cost_report_from_window(
                     prom,
-                    namespace=namespace,
-                    start=begin,
-                    end=stop,
-                    step_s=step,
+                    window,
                     stack=stack,
                     prices=book,
                     cluster=cluster,
                     simulated=simulated,
                     utilization_target=util,
-                    metric=where.metric,
                     pulls=pulls,
                 )
             if cluster is not None:

@@ -149,6 +149,13 @@ WorkDirOpt = Annotated[
     ),
 ]
 LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="Log file (default: in --work-dir).")]
+#: --cluster and --work-dir of the commands that read a deployed stack (--eks).
+EksClusterOpt = Annotated[
+    str, typer.Option("--cluster", help="With --eks: the EKS cluster name (eksctl/cluster.yaml).")
+]
+EksWorkDirOpt = Annotated[
+    Path | None, typer.Option("--work-dir", help="With --eks: deploy's work dir (default: its default).")
+]
 
 
 # ------------------------------------------------------------------ option groups

@@ -14,7 +14,14 @@ import typer
 
 from gpu_inference.cli.common import user_errors
 from gpu_inference.cli.loadtest import Progress, shared_options, summary_line
-from gpu_inference.cli.options import LoadOptions, TargetOptions, parse_duration, with_option_groups
+from gpu_inference.cli.options import (
+    EksClusterOpt,
+    EksWorkDirOpt,
+    LoadOptions,
+    TargetOptions,
+    parse_duration,
+    with_option_groups,
+)
 from gpu_inference.errors import ConfigError
 
 VERDICT = "Verdict and open-loop load"
@@ -63,12 +70,8 @@ def verify_scaleup(
             "deploy record; the inference Service and Prometheus are port-forwarded to loopback.",
         ),
     ] = False,
-    cluster: Annotated[
-        str, typer.Option("--cluster", help="With --eks: the EKS cluster name (eksctl/cluster.yaml).")
-    ] = "gpu-inference",
-    work_dir: Annotated[
-        Path | None, typer.Option("--work-dir", help="With --eks: deploy's work dir (default: its default).")
-    ] = None,
+    cluster: EksClusterOpt = "gpu-inference",
+    work_dir: EksWorkDirOpt = None,
     mode: Annotated[
         str,
         typer.Option(

@@ -33,7 +33,7 @@ from gpu_inference.domain.models import StrictModel
 from gpu_inference.domain.rate_shapes import SHAPES, RateShape, rate_shape
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo
 from gpu_inference.domain.timeline import TimelineSample
-from gpu_inference.domain.verdict import oracle_replicas
+from gpu_inference.domain.verdict import oracle_replicas, reversals
 from gpu_inference.errors import ConfigError
 
 #: Smallest interval (seconds) any compressed interval may have: the HPA sync period, scrape,
@@ -566,7 +566,6 @@ def cell_figures(
     steady = steady_mask(times, shape, capacity_rps, min_replicas, max_replicas, after_s=steady_after_s / k)
     held = oracle = held_steady = oracle_steady = 0.0
     pinned = 0.0
-    reversals, last_dir, last = 0, 0, None
     series: list[tuple[float, int, int, int]] = []
     for i, s in enumerate(load):
         assert s.hpa is not None
@@ -581,15 +580,8 @@ def cell_figures(
             oracle_steady += need * dt
         if s.hpa.desired_replicas >= max_replicas and need >= max_replicas:
             pinned += dt
-        d = s.hpa.desired_replicas
-        if last is not None and d != last:
-            direction = 1 if d > last else -1
-            if last_dir and direction != last_dir:
-                reversals += 1
-            last_dir = direction
-        last = d
         ready_n = s.workload.ready_replicas if s.workload else 0
-        series.append((round(t * k, 2), d, ready_n, need))
+        series.append((round(t * k, 2), s.hpa.desired_replicas, ready_n, need))
     res.gpu_hours = held * k / 3600
     res.oracle_gpu_hours = oracle * k / 3600
     res.gpu_hours_ratio = held / oracle if oracle > 0 else None
@@ -597,8 +589,9 @@ def cell_figures(
     if usd_per_replica_hour is not None:
         res.cost_usd = res.gpu_hours * usd_per_replica_hour
         res.oracle_cost_usd = res.oracle_gpu_hours * usd_per_replica_hour
-    res.reversals = reversals
-    res.reversals_per_30min = reversals / (run_len * k / 1800) if stationary else None
+    turns = reversals(load)
+    res.reversals = turns
+    res.reversals_per_30min = turns / (run_len * k / 1800) if stationary else None
     res.minutes_pinned_at_max = pinned * k / 60
     res.peak_replicas = max(s.hpa.desired_replicas for s in load if s.hpa)
     res.series = series

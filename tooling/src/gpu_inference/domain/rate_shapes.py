@@ -139,6 +139,10 @@ class _BasePeak(_RateShape):
     def max_rate(self) -> float:
         return self.peak_rate
 
+    def between(self, frac: float) -> float:
+        """The rate a fraction `frac` of the way from base (0) to peak (1)."""
+        return self.base_rate + (self.peak_rate - self.base_rate) * frac
+
 
 class RampRate(_BasePeak):
     """Linear from base to peak over the rise, then holds the peak (like loadtest/shapes/ramp.py)."""
@@ -149,11 +153,21 @@ class RampRate(_BasePeak):
     description: ClassVar[str] = "base -> peak linearly over the rise, then the peak"
 
     def nominal_rate(self, u: float) -> float:
-        frac = min(1.0, u / (self.duration_s * self.rise_fraction))
-        return self.base_rate + (self.peak_rate - self.base_rate) * frac
+        return self.between(min(1.0, u / (self.duration_s * self.rise_fraction)))
 
 
-class SpikeRate(_BasePeak):
+class _TwoLevel(_BasePeak):
+    """The peak rate while `at_peak(u)`, the base rate otherwise."""
+
+    def at_peak(self, u: float) -> bool:
+        """Whether nominal time u falls in a peak phase."""
+        raise NotImplementedError
+
+    def nominal_rate(self, u: float) -> float:
+        return self.peak_rate if self.at_peak(u) else self.base_rate
+
+
+class SpikeRate(_TwoLevel):
     """Base, the peak between spike_start and spike_end (fractions), base again (like spike.py)."""
 
     kind: Literal["spike"] = "spike"
@@ -168,9 +182,8 @@ class SpikeRate(_BasePeak):
             raise ValueError(f"spike_start {self.spike_start:g} must be below spike_end {self.spike_end:g}")
         return self
 
-    def nominal_rate(self, u: float) -> float:
-        inside = self.spike_start * self.duration_s <= u < self.spike_end * self.duration_s
-        return self.peak_rate if inside else self.base_rate
+    def at_peak(self, u: float) -> bool:
+        return self.spike_start * self.duration_s <= u < self.spike_end * self.duration_s
 
     def breakpoints(self) -> list[float]:
         return [f * self.run_duration_s for f in (self.spike_start, self.spike_end)]
@@ -186,11 +199,10 @@ class DiurnalRate(_BasePeak):
     description: ClassVar[str] = "raised cosine: base at the ends, the peak at mid-run"
 
     def nominal_rate(self, u: float) -> float:
-        phase = (1 - math.cos(2 * math.pi * u / self.duration_s)) / 2
-        return self.base_rate + (self.peak_rate - self.base_rate) * phase
+        return self.between((1 - math.cos(2 * math.pi * u / self.duration_s)) / 2)
 
 
-class BurstsRate(_BasePeak):
+class BurstsRate(_TwoLevel):
     """On/off bursts: off_s at the base rate, then on_s at the peak, repeated to the end."""
 
     kind: Literal["bursts"] = "bursts"
@@ -199,8 +211,8 @@ class BurstsRate(_BasePeak):
 
     description: ClassVar[str] = "off_s at base, on_s at peak, repeated"
 
-    def nominal_rate(self, u: float) -> float:
-        return self.peak_rate if u % (self.on_s + self.off_s) >= self.off_s else self.base_rate
+    def at_peak(self, u: float) -> bool:
+        return u % (self.on_s + self.off_s) >= self.off_s
 
     def breakpoints(self) -> list[float]:
         period = self.on_s + self.off_s

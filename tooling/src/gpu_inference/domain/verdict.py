@@ -50,6 +50,11 @@ def _fmt(v: float | None, spec: str = ".1f") -> str:
     return "none" if v is None else format(v, spec)
 
 
+def _failed(name: str, detail: str) -> Check:
+    """A failed check, with what was seen instead."""
+    return Check(name=name, passed=False, detail=detail)
+
+
 def metric_failures(samples: Sequence[TimelineSample]) -> list[tuple[TimelineSample, str]]:
     """Samples where the HPA said it could not get its metric (ScalingActive=False or a FailedGet* reason)."""
     out = []
@@ -393,13 +398,10 @@ def _crossed_threshold(lm: Landmarks, hpa: HpaSpec, c: Criteria) -> Check:
             detail=f"mean {_signal_label(hpa)} passed {band} at {lm.crossed.elapsed_s:.0f}s",
         )
     peak = max((s.utilization for s in lm.load if s.utilization is not None), default=None)
-    return Check(
-        name="utilization_crossed_threshold",
-        passed=False,
-        detail=(
-            f"mean GPU utilization never passed the HPA's scale-up threshold {band}; highest seen: "
-            f"{_fmt(peak)}. The load proves nothing: raise --peak-users"
-        ),
+    return _failed(
+        "utilization_crossed_threshold",
+        f"mean GPU utilization never passed the HPA's scale-up threshold {band}; highest seen: "
+        f"{_fmt(peak)}. The load proves nothing: raise --peak-users",
     )
 
 
@@ -407,31 +409,20 @@ def _scaled_up_in_time(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
     name = "scaled_up_in_time"
     if lm.scaled_up is None:
         stayed = f"stayed at {lm.initial}" if lm.initial is not None else "were never read"
-        return Check(
-            name=name,
-            passed=False,
-            detail=f"the HPA never scaled up: desired replicas {stayed} for the whole run",
-        )
+        return _failed(name, f"the HPA never scaled up: desired replicas {stayed} for the whole run")
     if lm.crossed is None:
-        return Check(
-            name=name,
-            passed=False,
-            detail=(
-                f"desired replicas rose at {lm.scaled_up.elapsed_s:.0f}s "
-                "without utilization above the threshold"
-            ),
+        return _failed(
+            name,
+            f"desired replicas rose at {lm.scaled_up.elapsed_s:.0f}s without utilization above the threshold",
         )
     secs = m.seconds_to_first_scale_up or 0.0
     desired = lm.scaled_up.hpa.desired_replicas if lm.scaled_up.hpa else "?"
     if secs < 0:
-        return Check(
-            name=name,
-            passed=False,
-            detail=(
-                f"desired replicas rose {lm.initial} -> {desired} at {lm.scaled_up.elapsed_s:.0f}s, "
-                f"{-secs:.0f}s BEFORE any metric crossed its threshold: something other than the "
-                "HPA's metrics scaled the workload"
-            ),
+        return _failed(
+            name,
+            f"desired replicas rose {lm.initial} -> {desired} at {lm.scaled_up.elapsed_s:.0f}s, "
+            f"{-secs:.0f}s BEFORE any metric crossed its threshold: something other than the "
+            "HPA's metrics scaled the workload",
         )
     return Check(
         name=name,
@@ -480,17 +471,14 @@ def _overprovision(lm: Landmarks, m: Measurements, hpa: HpaSpec, c: Criteria) ->
     if c.skip_overprovision:
         return Check(name=name, passed=True, detail="skipped (--skip-overprovision)")
     if c.capacity_rps is None:
-        return Check(
-            name=name,
-            passed=False,
-            detail=(
-                "per-replica capacity unknown, so over-provisioning cannot be judged: calibrate "
-                "(--calibrate) or pass --capacity-rps from a calibration"
-            ),
+        return _failed(
+            name,
+            "per-replica capacity unknown, so over-provisioning cannot be judged: calibrate "
+            "(--calibrate) or pass --capacity-rps from a calibration",
         )
     result = gpu_hours_against_oracle(lm.load, hpa, c.capacity_rps)
     if result is None:
-        return Check(name=name, passed=False, detail="no load sample had a known demand (requests/s)")
+        return _failed(name, "no load sample had a known demand (requests/s)")
     held, oracle = result
     m.gpu_hours, m.oracle_gpu_hours = held, oracle
     ratio = held / oracle if oracle > 0 else math.inf
@@ -510,10 +498,8 @@ def _slo_attainment(m: Measurements, c: Criteria) -> Check:
     name = "slo_attainment"
     slo = f"TTFT <= {c.slo_ttft_ms:g} ms and TPOT <= {c.slo_tpot_ms:g} ms"
     if m.slo_attainment is None:
-        return Check(
-            name=name,
-            passed=False,
-            detail=f"no per-request records, so {slo} cannot be judged (use the open-loop load mode)",
+        return _failed(
+            name, f"no per-request records, so {slo} cannot be judged (use the open-loop load mode)"
         )
     return Check(
         name=name,
@@ -540,13 +526,10 @@ def _metric_never_missing(lm: Landmarks) -> Check:
             detail="from the load on, no sample had ScalingActive=False or a FailedGet*Metric condition",
         )
     s, why = failures[0]
-    return Check(
-        name="metric_never_missing",
-        passed=False,
-        detail=(
-            f"the HPA reported its metric missing in {len(failures)} sample(s), "
-            f"first at {s.elapsed_s:.0f}s: {why}"
-        ),
+    return _failed(
+        "metric_never_missing",
+        f"the HPA reported its metric missing in {len(failures)} sample(s), "
+        f"first at {s.elapsed_s:.0f}s: {why}",
     )
 
 
@@ -566,14 +549,11 @@ def _new_replicas_ready(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
             ),
         )
     if lm.scaled_up is None:
-        return Check(name="new_replicas_ready", passed=False, detail="no scale-up, so no new replicas")
+        return _failed("new_replicas_ready", "no scale-up, so no new replicas")
     most = max((s.workload.ready_replicas for s in lm.samples if s.workload), default=None)
-    return Check(
-        name="new_replicas_ready",
-        passed=False,
-        detail=(
-            f"the new replicas never all became Ready (at most {most} Ready; Pending pods: no GPU node?)"
-        ),
+    return _failed(
+        "new_replicas_ready",
+        f"the new replicas never all became Ready (at most {most} Ready; Pending pods: no GPU node?)",
     )
 
 
@@ -614,18 +594,14 @@ def _settled_below_target(lm: Landmarks, hpa: HpaSpec) -> Check:
         )
     after = [s.utilization for s in lm.load if lm.ready and s.t >= lm.ready.t and s.utilization is not None]
     where = f" (lowest after scale-up: {min(after):.1f})" if after else " while the load lasted"
-    return Check(
-        name="settled_below_target",
-        passed=False,
-        detail="utilization never came back under the target at a larger size" + where,
+    return _failed(
+        "settled_below_target", "utilization never came back under the target at a larger size" + where
     )
 
 
 def _p95(m: Measurements, c: Criteria) -> Check:
     if m.max_p95_ms is None:
-        return Check(
-            name="p95_within_slo", passed=False, detail="no latency was measured (no requests completed)"
-        )
+        return _failed("p95_within_slo", "no latency was measured (no requests completed)")
     return Check(
         name="p95_within_slo",
         passed=m.max_p95_ms <= c.slo_p95_ms,
@@ -635,9 +611,7 @@ def _p95(m: Measurements, c: Criteria) -> Check:
 
 def _errors(m: Measurements, c: Criteria) -> Check:
     if not m.total_requests:
-        return Check(
-            name="error_ratio", passed=False, detail="no requests were sent: is --target the inference API?"
-        )
+        return _failed("error_ratio", "no requests were sent: is --target the inference API?")
     ratio = m.error_ratio or 0.0
     return Check(
         name="error_ratio",
@@ -654,15 +628,12 @@ def _scaled_down(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
     if c.skip_scale_down:
         return Check(name=name, passed=True, detail="skipped (--skip-scale-down)")
     if lm.scaled_up is None:
-        return Check(name=name, passed=False, detail="no scale-up, so no scale-down to see")
+        return _failed(name, "no scale-up, so no scale-down to see")
     if m.seconds_to_scale_down is None:
-        return Check(
-            name=name,
-            passed=False,
-            detail=(
-                f"replicas did not come back to {lm.initial} "
-                f"within {c.scale_down_within_s or 0:g}s after the load"
-            ),
+        return _failed(
+            name,
+            f"replicas did not come back to {lm.initial} "
+            f"within {c.scale_down_within_s or 0:g}s after the load",
         )
     bound = c.scale_down_within_s
     ok = bound is None or m.seconds_to_scale_down <= bound

@@ -7,7 +7,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, NotRequired, Protocol, TypeAlias, TypedDict, TypeVar, Unpack
 
 from gpu_inference.gpusim.params import GpuSpec, Profile
 
@@ -114,6 +114,16 @@ class _Tracked(Protocol):
 _R = TypeVar("_R", bound=_Tracked)
 
 
+class _Timeline(TypedDict):
+    """What an engine knows of a completed request beyond `_Tracked` (fields of `Finished`)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    started: float
+    first_token_at: float
+    preemptions: NotRequired[int]
+
+
 class EngineState(ABC, Generic[_R]):
     """The bookkeeping both engines share: clock, queue, running set, counters, window integrals.
 
@@ -210,32 +220,13 @@ class EngineState(ABC, Generic[_R]):
         self._dropped(req, was_running)
         return True
 
-    def _retire(
-        self,
-        req: _R,
-        at: float,
-        *,
-        prompt_tokens: int,
-        completion_tokens: int,
-        started: float,
-        first_token_at: float,
-        preemptions: int = 0,
-    ) -> None:
+    def _retire(self, req: _R, at: float, **timeline: Unpack[_Timeline]) -> None:
         """Forget `req`, completed at `at`, and keep its timeline for `pop_finished`."""
         self._by_id.pop(req.rid, None)
-        self._finished.append(
-            Finished(
-                rid=req.rid,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                arrival=req.arrival,
-                started=started,
-                first_token_at=first_token_at,
-                finished=at,
-                token_times=tuple(req.token_times),
-                preemptions=preemptions,
-            )
+        record = Finished(
+            rid=req.rid, arrival=req.arrival, finished=at, token_times=tuple(req.token_times), **timeline
         )
+        self._finished.append(record)
 
     def _check_new(self, rid: str) -> None:
         if rid in self._by_id:

@@ -92,7 +92,6 @@ class _Seq:
     arrival: float
     work: float
     first_token_work: float
-    kv_tokens: int
     done: float = 0.0
     started: float = 0.0
     first_token_at: float | None = None
@@ -113,13 +112,8 @@ class Engine(EngineState[_Seq]):
         if profile.kind is not ProfileKind.CLASSIC:
             raise ValueError("Engine is the classic profile's engine; use make_engine for llm")
         super().__init__(profile, now, gpu)
-        self._kv_used = 0
 
     # -- observers -------------------------------------------------------------------------
-
-    @property
-    def kv_used_tokens(self) -> int:
-        return self._kv_used
 
     @property
     def kv_usage(self) -> float:
@@ -152,7 +146,6 @@ class Engine(EngineState[_Seq]):
             arrival=now,
             work=self.profile.work(prompt_tokens, completion_tokens),
             first_token_work=prefill + 1.0,
-            kv_tokens=0,
         )
         self._by_id[rid] = seq
         self._waiting.append(seq)

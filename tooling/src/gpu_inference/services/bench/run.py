@@ -40,7 +40,7 @@ from gpu_inference.domain.bench import (
     scaled_timing_values,
 )
 from gpu_inference.domain.requests import RequestRecord
-from gpu_inference.domain.timeline import Target, TimelineSample
+from gpu_inference.domain.timeline import TimelineSample
 from gpu_inference.errors import ConfigError, GpuInferenceError
 from gpu_inference.rendering import bench_html, bench_tables
 
@@ -280,16 +280,8 @@ def run_cell(
     cluster.down()  # whatever an interrupted run left
     _wait_for_ports(cluster)
     try:
-        ep = cluster.up()
-        target = Target(
-            url=ep.front_door_url,
-            prometheus_url=ep.prometheus_url,
-            kubeconfig=ep.kubeconfig,
-            namespace=ep.namespace,
-            hpa_name=cluster.hpa_name(),
-            simulated=True,
-            name=f"local cluster {opts.cluster_name}",
-        )
+        cluster.up()
+        target = cluster.target()
         options = VerifyOptions(
             target=target,
             out_dir=cell_dir,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 from gpu_inference.adapters.kube import ClusterReader
 from gpu_inference.adapters.prometheus import Prometheus, PrometheusError
@@ -33,14 +34,26 @@ VLLM_COUNTERS = {
 }
 
 
+@dataclass(frozen=True)
+class PromWindow:
+    """The history to read: one namespace's series over [start, end], every step_s seconds."""
+
+    namespace: str
+    start: float
+    end: float
+    step_s: float
+    #: The GPU utilization series (DCGM's by default).
+    metric: str = DEFAULT_METRIC
+
+
 def _node_of(labels: dict[str, str]) -> str | None:
     return next((labels[k] for k in NODE_LABELS if labels.get(k)), None)
 
 
-def _increase(prom: Prometheus, metric: str, namespace: str, start: float, end: float) -> int | None:
-    window = max(1, round(end - start))
+def _increase(prom: Prometheus, metric: str, w: PromWindow) -> int | None:
+    span = max(1, round(w.end - w.start))
     try:
-        found = prom.query(f'sum(increase({metric}{{namespace="{namespace}"}}[{window}s]))', at=end)
+        found = prom.query(f'sum(increase({metric}{{namespace="{w.namespace}"}}[{span}s]))', at=w.end)
     except PrometheusError as exc:
         log.warning("%s", exc)
         return None
@@ -48,17 +61,10 @@ def _increase(prom: Prometheus, metric: str, namespace: str, start: float, end: 
 
 
 def timeline_from_prometheus(
-    prom: Prometheus,
-    *,
-    namespace: str,
-    start: float,
-    end: float,
-    step_s: float,
-    stack: StackInputs,
-    current_nodes: list[NodeInfo],
-    metric: str = DEFAULT_METRIC,
+    prom: Prometheus, w: PromWindow, *, stack: StackInputs, current_nodes: list[NodeInfo]
 ) -> tuple[list[TimelineSample], list[str]]:
-    """Samples at every step of [start, end] and the assumptions made to build them."""
+    """Samples at every step of the window and the assumptions made to build them."""
+    namespace, start, end, metric = w.namespace, w.start, w.end, w.metric
     notes: list[str] = []
     by_name = {n.name: n for n in current_nodes}
     gpu_group = stack.gpu_groups[0]
@@ -68,10 +74,10 @@ def timeline_from_prometheus(
     gpus_q = f"count by ({', '.join(NODE_LABELS)}) ({metric})"
     util: dict[float, list[tuple[str, str | None, float]]] = defaultdict(list)
     gpus: dict[float, dict[str, int]] = defaultdict(dict)
-    for series in prom.query_range(util_q, start, end, step_s):
+    for series in prom.query_range(util_q, start, end, w.step_s):
         for ts, value in series.points:
             util[ts].append((series.labels.get("pod", ""), _node_of(series.labels), value))
-    for series in prom.query_range(gpus_q, start, end, step_s):
+    for series in prom.query_range(gpus_q, start, end, w.step_s):
         node = _node_of(series.labels)
         if node is None:
             notes.append(
@@ -132,32 +138,19 @@ def timeline_from_prometheus(
 
 def cost_report_from_window(
     prom: Prometheus,
+    window: PromWindow,
     *,
-    namespace: str,
-    start: float,
-    end: float,
-    step_s: float,
     stack: StackInputs,
     prices: PriceBook,
     cluster: ClusterReader | None,
     simulated: bool,
     utilization_target: float,
-    metric: str = DEFAULT_METRIC,
     pulls: PullSizes | None = None,
 ) -> CostReport:
-    """Cost of [start, end] on a live cluster, from Prometheus history (see the module docstring)."""
+    """Cost of the window on a live cluster, from Prometheus history (see the module docstring)."""
     current = cluster.nodes() if cluster is not None else []
-    samples, notes = timeline_from_prometheus(
-        prom,
-        namespace=namespace,
-        start=start,
-        end=end,
-        step_s=step_s,
-        stack=stack,
-        current_nodes=current,
-        metric=metric,
-    )
-    counts = {k: _increase(prom, m, namespace, start, end) for k, m in VLLM_COUNTERS.items()}
+    samples, notes = timeline_from_prometheus(prom, window, stack=stack, current_nodes=current)
+    counts = {k: _increase(prom, m, window) for k, m in VLLM_COUNTERS.items()}
     notes.append("data transfer out is not known for a window (no response sizes): not included")
     if counts["requests"] is None:
         notes.append(
@@ -173,7 +166,7 @@ def cost_report_from_window(
         prices=prices,
         stack=stack,
         simulated=simulated,
-        source=f"Prometheus {prom.url}, namespace {namespace}",
+        source=f"Prometheus {prom.url}, namespace {window.namespace}",
         usage=usage,
         utilization_target=utilization_target,
         pulls=pulls,

@@ -8,7 +8,6 @@ from typing import Any
 def target(name: str = "gpu-inference") -> Any:
     """The load-test target of a running local cluster (front door, Prometheus, kubeconfig), from the
     settings its `local up` saved."""
-    from gpu_inference.domain.timeline import Target
     from gpu_inference.errors import ConfigError
     from gpu_inference.services.local.cluster import LocalCluster
 
@@ -17,13 +16,4 @@ def target(name: str = "gpu-inference") -> Any:
         raise ConfigError(
             "--local", f"no local cluster named {name!r} is running", "run `gpu-inference local up` first"
         )
-    ep = cluster.endpoints
-    return Target(
-        url=ep.front_door_url,
-        prometheus_url=ep.prometheus_url,
-        kubeconfig=ep.kubeconfig,
-        namespace=ep.namespace,
-        hpa_name=cluster.hpa_name(),
-        simulated=True,
-        name=f"local cluster {name}",
-    )
+    return cluster.target()

@@ -29,6 +29,7 @@ from gpu_inference.adapters.helm import Helm
 from gpu_inference.adapters.kube import api_client, wait_until
 from gpu_inference.adapters.kwokctl import Kwokctl
 from gpu_inference.domain.cluster_spec import load_cluster_spec
+from gpu_inference.domain.timeline import Target
 from gpu_inference.errors import ConfigError, GpuInferenceError, ToolNotFoundError
 from gpu_inference.services.local import chartconfig, hostprocs, keda, stages
 from gpu_inference.services.local.config import LocalClusterConfig
@@ -451,6 +452,19 @@ class LocalCluster:
             raise
         log.info("local cluster %s ready in %.0fs", self.cfg.name, time.monotonic() - start)
         return self.endpoints
+
+    def target(self) -> Target:
+        """The load-test target of this running cluster: front door, Prometheus, kubeconfig, HPA."""
+        ep = self.endpoints
+        return Target(
+            url=ep.front_door_url,
+            prometheus_url=ep.prometheus_url,
+            kubeconfig=ep.kubeconfig,
+            namespace=ep.namespace,
+            hpa_name=self.hpa_name(),
+            simulated=True,
+            name=f"local cluster {self.cfg.name}",
+        )
 
     # ---------------------------------------------------------------- checks
     def hpa_name(self) -> str:

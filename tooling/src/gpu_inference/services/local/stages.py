@@ -138,6 +138,20 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+def _gpu_pod_stage(
+    name: str, select: list[dict[str, Any]], wait: Interval, *, ready: bool, with_ips: bool
+) -> dict[str, Any]:
+    """A GPU pod's step that takes `wait` (kwok draws each pod's delay between its low and high)."""
+    return _stage(
+        name,
+        "Pod",
+        [_NOT_DELETING, *select],
+        {"statusTemplate": _pod_status(ready=ready, with_ips=with_ips)},
+        delay_ms=_ms(wait.low),
+        jitter_ms=_ms(wait.high),
+    )
+
+
 def stages(image_pull: Interval | float, model_load: Interval | float) -> list[dict[str, Any]]:
     """All Stages for the local cluster; GPU pods wait for the image pull, then the model load.
 
@@ -172,22 +186,8 @@ def stages(image_pull: Interval | float, model_load: Interval | float) -> list[d
             jitter_ms=25_000,
         ),
         # GPU pods: image pull, then Running but not Ready while the model loads.
-        _stage(
-            "gpu-pod-start",
-            "Pod",
-            [_NOT_DELETING, pending, no_ip, gpu],
-            {"statusTemplate": _pod_status(ready=False, with_ips=True)},
-            delay_ms=_ms(pull.low),
-            jitter_ms=_ms(pull.high),
-        ),
-        _stage(
-            "gpu-pod-ready",
-            "Pod",
-            [_NOT_DELETING, running, not_ready, gpu],
-            {"statusTemplate": _pod_status(ready=True, with_ips=False)},
-            delay_ms=_ms(load.low),
-            jitter_ms=_ms(load.high),
-        ),
+        _gpu_pod_stage("gpu-pod-start", [pending, no_ip, gpu], pull, ready=False, with_ips=True),
+        _gpu_pod_stage("gpu-pod-ready", [running, not_ready, gpu], load, ready=True, with_ips=False),
         # Everything else is Ready at once.
         _stage(
             "pod-ready",
