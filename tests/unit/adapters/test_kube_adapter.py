@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from clock_testkit import Clock
 
-from gpu_inference.adapters.kube import api_client, wait_until
+from gpu_inference.adapters.kube import NotYet, api_client, wait_until
 from gpu_inference.errors import ConfigError, GpuInferenceError, WaitTimeoutError
 
 pytestmark = pytest.mark.unit
@@ -49,3 +49,23 @@ def test_api_client_names_a_missing_or_bad_kubeconfig(tmp_path: Path) -> None:
     bad.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     with pytest.raises(ConfigError, match="--kubeconfig"):
         api_client(bad)
+
+
+def test_wait_until_reports_what_a_check_saw_and_stops_at_an_error_it_must_not_tolerate() -> None:
+    clock = Clock(now=0.0)
+
+    def pending() -> None:
+        raise NotYet("2 of 3 replicas Ready")
+
+    with pytest.raises(WaitTimeoutError, match=r"last seen: 2 of 3 replicas Ready"):
+        wait_until(pending, timeout_s=4, what="x", fix="y", clock=clock, sleep=clock.sleep, tolerate=())
+    calls: list[int] = []
+
+    def died() -> None:
+        calls.append(1)
+        raise GpuInferenceError("keda-operator exited")
+
+    # tolerate=() ends the wait at the first error, with the error itself: no waiting for nothing
+    with pytest.raises(GpuInferenceError, match="keda-operator exited"):
+        wait_until(died, timeout_s=60, what="x", fix="y", clock=clock, sleep=clock.sleep, tolerate=())
+    assert len(calls) == 1

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timeline_testkit import hpa_spec
 
 from gpu_inference.domain.cost_models import CostReport
 from gpu_inference.domain.prices import PriceBook
 from gpu_inference.domain.stack import StackInputs
 from gpu_inference.domain.timeline import (
-    HpaSpec,
     LocustPoint,
     NodeInfo,
     PodGpu,
@@ -184,16 +184,7 @@ def test_cost_report_from_a_run_directory(tmp_path: Path, stack: StackInputs, pr
         total_failures=10,
         prompt_tokens=2_000_000,
         completion_tokens=8_000_000,
-        hpa=HpaSpec(
-            name="h",
-            namespace="n",
-            target_kind="Deployment",
-            target_name="d",
-            min_replicas=1,
-            max_replicas=4,
-            metric_name="DCGM_FI_DEV_GPU_UTIL",
-            target_value=80,
-        ),
+        hpa=hpa_spec(),
         run=RunInfo(
             tool_version="t",
             started_at="a",

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import pytest
+from timeline_testkit import hpa_spec
 
 from gpu_inference.domain.timeline import (
     Criteria,
     HpaCondition,
     HpaMetric,
-    HpaSpec,
     HpaStatus,
     LocustPoint,
     NodeInfo,
@@ -31,17 +31,7 @@ from gpu_inference.domain.verdict import (
 
 pytestmark = pytest.mark.unit
 
-HPA = HpaSpec(
-    name="gpu-inference",
-    namespace="gpu-inference",
-    target_kind="Deployment",
-    target_name="gpu-inference-inference",
-    min_replicas=1,
-    max_replicas=4,
-    metric_name="DCGM_FI_DEV_GPU_UTIL",
-    target_value=80,
-    scale_down_stabilization_s=300,
-)
+HPA = hpa_spec(scale_down_stabilization_s=300)
 #: One replica serves 6 requests/s within the SLO (as a calibration would measure it): the 10 req/s
 #: load needs 2 replicas, which is what the good run scales to.
 CRITERIA = Criteria(
@@ -375,9 +365,28 @@ def test_flapping_between_one_and_two_replicas_fails() -> None:
 
 
 def test_one_scale_up_and_one_scale_down_is_not_flapping() -> None:
+    """The scale-down after the load is what scaled_down asks for: it is not a reversal."""
     failed, detail = judge(good_run())
     assert "no_flapping" not in failed
-    assert "1 time(s)" in detail["no_flapping"]
+    assert "0 time(s)" in detail["no_flapping"]
+
+
+def dips(n: int) -> list[Step]:
+    """good_run with n dips under load: desired 2 -> 1 -> 2 (2 reversals each), 40 s apart."""
+    steps = good_run()
+    for k in range(n):
+        start = 120 + 60 * k
+        steps = [replace(s, desired=1) if start <= s.t < start + 20 else s for s in steps]
+    return steps
+
+
+def test_one_dip_under_load_is_within_the_bound_and_two_are_flapping() -> None:
+    failed, detail = judge(dips(1))
+    assert "no_flapping" not in failed
+    assert "2 time(s)" in detail["no_flapping"]
+    failed, detail = judge(dips(2))
+    assert "no_flapping" in failed
+    assert "4 time(s)" in detail["no_flapping"]
 
 
 def test_a_scale_up_before_the_threshold_crossing_fails_and_is_not_clamped() -> None:

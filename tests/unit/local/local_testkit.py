@@ -4,6 +4,7 @@ client objects the real API returns."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,18 @@ from kubernetes import client
 from gpu_inference.domain.constants import GPU_RESOURCE
 
 _DESERIALIZE = client.ApiClient()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the OS's pick), so a test never meets a running cluster."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(*settings: str) -> dict[str, int]:
+    """{setting: a free port} for LocalClusterConfig's port fields a test does not set itself."""
+    return {name: free_port() for name in settings}
 
 
 def typed(data: dict[str, Any], kind: str) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_testkit import free_port, free_ports
 
 from gpu_inference.errors import ConfigError
 from gpu_inference.services.local import hostprocs
@@ -70,7 +71,8 @@ def listener() -> Iterator[int]:
 
 def test_port_something_listens_on_is_in_use(listener: int) -> None:
     assert not port_free(listener)
-    cluster = LocalCluster(LocalClusterConfig(name="p", prometheus_port=listener))
+    others = free_ports("front_door_port", "adapter_port")
+    cluster = LocalCluster(LocalClusterConfig(name="p", prometheus_port=listener, **others))
     with pytest.raises(ConfigError) as exc:
         cluster.check_ports()
     assert exc.value.setting == "--prometheus-port"
@@ -78,22 +80,17 @@ def test_port_something_listens_on_is_in_use(listener: int) -> None:
 
 
 def test_same_port_twice_is_bad_input() -> None:
-    cluster = LocalCluster(LocalClusterConfig(name="p", prometheus_port=18000))
+    port = free_port()
+    same = {"front_door_port": port, "prometheus_port": port}
+    cfg = LocalClusterConfig(name="p", **same, **free_ports("adapter_port"))
+    cluster = LocalCluster(cfg)
     with pytest.raises(ConfigError, match="also --front-door-port"):
         cluster.check_ports()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_up_after_down_finds_its_ports_free() -> None:
     port = _time_wait_port()
-    cfg = LocalClusterConfig(
-        name="p", prometheus_port=port, front_door_port=_free_port(), adapter_port=_free_port()
-    )
+    cfg = LocalClusterConfig(name="p", prometheus_port=port, **free_ports("front_door_port", "adapter_port"))
     LocalCluster(cfg).check_ports()
 
 

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from local_testkit import free_port, free_ports
 from typer.testing import CliRunner
 
 from gpu_inference.cli.main import app
@@ -132,7 +133,8 @@ def test_keda_overlay_sets_engine_adapter_off_and_host_prometheus() -> None:
 
 
 def test_grpc_port_is_checked_only_with_keda() -> None:
-    clash = {"prometheus_port": 19290, "keda_grpc_port": 19290}
+    port = free_port()
+    clash = {"prometheus_port": port, "keda_grpc_port": port, **free_ports("front_door_port", "adapter_port")}
     with pytest.raises(ConfigError) as err:
         LocalCluster(LocalClusterConfig(name="kk", autoscaler="keda", **clash)).check_ports()
     assert err.value.setting == "--keda-grpc-port"

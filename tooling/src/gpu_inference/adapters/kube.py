@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
@@ -46,6 +47,18 @@ class ClusterReadError(GpuInferenceError):
 T = TypeVar("T")
 
 
+#: What the kubernetes client raises on a kubeconfig it cannot use (missing keys, not YAML, ...).
+_BAD_KUBECONFIG = (
+    config.ConfigException,
+    yaml.YAMLError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+)
+
+
 def api_client(kubeconfig: Path | str, context: str | None = None, *, setting: str = "--kubeconfig") -> Any:
     """The one way this package opens a Kubernetes API client; a bad kubeconfig is a ConfigError."""
     path = Path(kubeconfig)
@@ -53,8 +66,12 @@ def api_client(kubeconfig: Path | str, context: str | None = None, *, setting: s
         raise ConfigError(setting, f"{path} not found", "pass the cluster's kubeconfig file")
     try:
         return config.new_client_from_config(config_file=str(path), context=context, persist_config=False)
-    except (config.ConfigException, ValueError, TypeError, KeyError) as exc:
+    except _BAD_KUBECONFIG as exc:
         raise ConfigError(setting, f"{path}: {exc}", "pass a valid kubeconfig (and context)") from exc
+
+
+class NotYet(GpuInferenceError):
+    """Raised by a `wait_until` check: not there yet; the message is what it saw (a timeout names it)."""
 
 
 def wait_until(
@@ -66,11 +83,13 @@ def wait_until(
     interval_s: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    tolerate: tuple[type[Exception], ...] = (GpuInferenceError,),
 ) -> T:
     """Poll `check` until it returns something other than None (or False), or time out.
 
-    A GpuInferenceError raised by `check` counts as "not yet" and becomes the last state in the
-    WaitTimeoutError, which names `what` and `fix`.
+    NotYet from `check`, and an error of a `tolerate` type (by default any GpuInferenceError),
+    count as "not yet" and become the last state in the WaitTimeoutError, which names `what` and
+    `fix`. Any other error ends the wait at once (e.g. a process that died: waiting longer is no use).
     """
     deadline = clock() + timeout_s
     last = "nothing yet"
@@ -79,7 +98,9 @@ def wait_until(
             value = check()
             if value is not None and value is not False:
                 return value
-        except GpuInferenceError as exc:
+        except NotYet as exc:
+            last = str(exc)
+        except tolerate as exc:
             last = str(exc)
         if clock() >= deadline:
             raise WaitTimeoutError(what, timeout_s, last, fix)

@@ -64,12 +64,18 @@ def _count(value: Any, field: str) -> int:
     return value
 
 
+def _optional_object(parent: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any] | None:
+    """parent[key] when it is an object, None when absent; InvalidResponse naming `name` otherwise."""
+    value = parent.get(key)
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidResponse(f"{name} is not an object")
+    return value
+
+
 def openai_usage(body: Mapping[str, Any]) -> Usage:
-    usage = body.get("usage")
+    usage = _optional_object(body, "usage", "usage")
     if usage is None:
         return Usage()
-    if not isinstance(usage, Mapping):
-        raise InvalidResponse("usage is not an object")
     prompt = _count(usage.get("prompt_tokens", 0), "prompt_tokens")
     completion = _count(usage.get("completion_tokens", 0), "completion_tokens")
     total = usage.get("total_tokens")
@@ -132,11 +138,9 @@ def check_tgi_generate(body: Any) -> Usage:
     obj = _json_object(body, "/generate")
     if not isinstance(obj.get("generated_text"), str):
         raise InvalidResponse("/generate: generated_text is not a string")
-    details = obj.get("details")
+    details = _optional_object(obj, "details", "/generate: details")
     if details is None:
         return Usage()
-    if not isinstance(details, Mapping):
-        raise InvalidResponse("/generate: details is not an object")
     completion = _count(details.get("generated_tokens", 0), "generated_tokens")
     prefill = details.get("prefill")
     prompt = len(prefill) if isinstance(prefill, list) else 0

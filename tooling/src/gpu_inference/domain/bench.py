@@ -29,7 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from gpu_inference.domain.models import StrictModel
+from gpu_inference.domain.models import StrictModel, set_keys
 from gpu_inference.domain.rate_shapes import SHAPES, RateShape, rate_shape
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo
 from gpu_inference.domain.timeline import TimelineSample
@@ -103,14 +103,9 @@ class ChartConfig(StrictModel):
     @field_validator("set")
     @classmethod
     def _pairs(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
-        for p in pairs:
-            key, sep, _ = p.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"{p!r} is not KEY=VALUE")
-            if any(key.strip().startswith(t) for t in TIMING_KEYS):
-                raise ValueError(
-                    f"{key.strip()} is an interval the benchmark compresses; put it in a values file"
-                )
+        for key in set_keys(pairs):
+            if any(key.startswith(t) for t in TIMING_KEYS):
+                raise ValueError(f"{key} is an interval the benchmark compresses; put it in a values file")
         return pairs
 
 

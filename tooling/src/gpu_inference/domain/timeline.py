@@ -13,8 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from gpu_inference.domain.cost_models import CostReport
-from gpu_inference.domain.models import FrozenModel
-from gpu_inference.errors import ConfigError
+from gpu_inference.domain.models import FrozenModel, read_json_model
 
 SCHEMA_VERSION = 1
 
@@ -387,16 +386,11 @@ class RunReport(Measurements):
 
 def load_report(run_dir: Path) -> RunReport:
     """Read report.json from a load test's output directory."""
-    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    if not path.is_file():
-        raise ConfigError(
-            "--run",
-            f"{path} not found",
-            "pass the --out directory of a `gpu-inference loadtest` or verify-scaleup run",
-        )
-    try:
-        return RunReport.model_validate_json(path.read_text())
-    except ValueError as exc:
-        raise ConfigError(
-            "--run", f"{path} is not a report.json this tool wrote: {exc}", "rerun the load test"
-        ) from exc
+    return read_json_model(
+        run_dir / "report.json" if run_dir.is_dir() else run_dir,
+        RunReport,
+        setting="--run",
+        name="report.json",
+        missing_fix="pass the --out directory of a `gpu-inference loadtest` or verify-scaleup run",
+        invalid_fix="rerun the load test",
+    )

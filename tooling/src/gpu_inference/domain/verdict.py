@@ -262,7 +262,8 @@ def _measure(lm: Landmarks, hpa: HpaSpec | None, load_stopped_at: float | None) 
         m.prompt_tokens = last_tokens.prompt_tokens
         m.completion_tokens = last_tokens.completion_tokens
     m.slowest_ready_s = _slowest_ready(lm)
-    m.reversals = reversals(lm.samples)
+    # Under load only: the scale-down once the load stops is what `scaled_down` asks for, not a flap.
+    m.reversals = reversals([s for s in lm.samples if s.phase != "tail"])
     if hpa is not None:
         m.minutes_pinned_at_max = _pinned_minutes(lm, hpa)
     windows = [s.requests for s in lm.load if s.requests is not None]
@@ -436,15 +437,16 @@ def _scaled_up_in_time(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
 
 
 def _no_flapping(lm: Landmarks, m: Measurements, c: Criteria) -> Check:
-    span = (lm.samples[-1].t - lm.samples[0].t) if lm.samples else 0.0
+    span = (lm.load[-1].t - lm.load[0].t) if lm.load else 0.0
     allowed = c.max_reversals_per_10min * max(1.0, span / 600)
     count = m.reversals or 0
     return Check(
         name="no_flapping",
         passed=count <= allowed,
         detail=(
-            f"desired replicas reversed direction {count} time(s) in {span / 60:.1f} min "
-            f"(allowed {c.max_reversals_per_10min:g} per 10 min: {allowed:.1f})"
+            f"desired replicas reversed direction {count} time(s) in {span / 60:.1f} min of load "
+            f"(allowed {c.max_reversals_per_10min:g} per 10 min: {allowed:.1f}; the scale-down after "
+            "the load is not counted)"
         ),
     )
 

@@ -96,25 +96,19 @@ def timeline_from_prometheus(
     cpu_nodes = [n for n in current_nodes if not n.is_gpu]
     if cpu_nodes:
         notes.append(f"{len(cpu_nodes)} non-GPU node(s) seen now are assumed present for the whole window")
+
+    def gone(name: str) -> NodeInfo:
+        """A node no longer in the cluster: one of the GPU group, as eksctl/cluster.yaml has it."""
+        assumed.add(name)
+        g = gpu_group
+        return NodeInfo(name=name, instance_type=g.instance_type, capacity_type=g.capacity_type, pool=g.name)
+
     samples = []
     for ts in sorted(gpus):
         nodes: list[NodeInfo] = list(cpu_nodes)
         for name, count in sorted(gpus[ts].items()):
-            known = by_name.get(name)
-            if known is not None:
-                nodes.append(known.model_copy(update={"gpus": count, "is_gpu": True}))
-            else:
-                assumed.add(name)
-                nodes.append(
-                    NodeInfo(
-                        name=name,
-                        instance_type=gpu_group.instance_type,
-                        capacity_type=gpu_group.capacity_type,
-                        pool=gpu_group.name,
-                        gpus=count,
-                        is_gpu=True,
-                    )
-                )
+            seen = by_name.get(name) or gone(name)
+            nodes.append(seen.model_copy(update={"gpus": count, "is_gpu": True}))
         rows = util.get(ts, [])
         samples.append(
             TimelineSample(

@@ -76,13 +76,26 @@ def kubeconfig_context(kubeconfig: Path) -> str | None:
     return str(ctx) if ctx else None
 
 
-@dataclass
-class DeployOptions:
-    config: Path
+@dataclass(kw_only=True)
+class StackOptions:
+    """What deploy and destroy both take: the chart's release, the work dir, and how they wait."""
+
     release: str
     namespace: str
-    chart: Path
+    #: Rendered config, kubeconfig, logs and the deploy record.
     work_dir: Path
+    #: Print the plan; change nothing.
+    dry_run: bool = False
+    #: Seconds between two looks at the cluster or AWS while waiting for a state.
+    poll_interval_s: float = 10.0
+
+
+@dataclass(kw_only=True)
+class DeployOptions(StackOptions):
+    """`gpu-inference deploy`: the eksctl config, the chart and its values, and the waits' bounds."""
+
+    config: Path
+    chart: Path
     region: str | None = None
     #: The AWS profile the clients use (recorded for destroy; None: the default credential chain).
     profile: str | None = None
@@ -91,11 +104,9 @@ class DeployOptions:
     values_files: Sequence[Path] = ()
     load_balancer_controller: bool | None = None  # None: install it when the chart renders an Ingress
     skip_quota_check: bool = False
-    dry_run: bool = False
     helm_timeout_s: int = 900
     metrics_timeout_s: int = 900
     endpoint_timeout_s: float = 300
-    poll_interval_s: float = 10.0
 
 
 @dataclass
@@ -400,15 +411,8 @@ class Deployer:
 
     def _poll(self, what: str, timeout_s: float, probe: Probe, fix: str) -> str:
         """Poll until done; a failed kubectl call or an unreadable answer counts as not yet."""
-        return poll(
-            probe,
-            what=what,
-            timeout_s=timeout_s,
-            fix=fix,
-            interval_s=self.opts.poll_interval_s,
-            sleep=self.sleep,
-            tolerate=_not_yet,
-        )
+        interval_s = self.opts.poll_interval_s
+        return poll(what, timeout_s, probe, fix, interval_s=interval_s, sleep=self.sleep, tolerate=_not_yet)
 
     def wait_custom_metrics(self, kubectl: Kubectl) -> None:
         def probe() -> tuple[bool, str]:
@@ -489,10 +493,10 @@ class Deployer:
 
         try:
             poll(
+                "load balancer addresses",
+                self.opts.endpoint_timeout_s,
                 probe,
-                what="load balancer addresses",
-                timeout_s=self.opts.endpoint_timeout_s,
-                fix=f"check later with kubectl -n {self.opts.namespace} get svc,ingress",
+                f"check later with kubectl -n {self.opts.namespace} get svc,ingress",
                 interval_s=self.opts.poll_interval_s,
                 sleep=self.sleep,
             )

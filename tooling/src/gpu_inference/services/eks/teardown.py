@@ -37,7 +37,7 @@ from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.domain import versions
 from gpu_inference.errors import GpuInferenceError, ToolFailedError
 from gpu_inference.services.eks.audit import Auditor, AuditReport, Leftover, audit, describe_cluster
-from gpu_inference.services.eks.deploy import kubeconfig_path
+from gpu_inference.services.eks.deploy import StackOptions, kubeconfig_path
 from gpu_inference.services.eks.progress import Reporter
 from gpu_inference.services.eks.waits import Probe, poll
 
@@ -62,20 +62,17 @@ STEPS: tuple[tuple[str, str], ...] = (
 IN_CLUSTER_STEPS = frozenset(name for name, _ in STEPS[:8])
 
 
-@dataclass
-class DestroyOptions:
+@dataclass(kw_only=True)
+class DestroyOptions(StackOptions):
+    """`gpu-inference destroy`: which cluster, and how long each wait may take."""
+
     cluster: str
     region: str
-    release: str
-    namespace: str
-    work_dir: Path
-    dry_run: bool = False
     #: Skip steps 1-6 (the cluster API is unreachable, or this identity has no access to it).
     skip_in_cluster: bool = False
     lb_timeout_s: float = 600
     volume_timeout_s: float = 600
     k8s_delete_timeout_s: float = 600
-    poll_interval_s: float = 10.0
 
 
 #: What kubectl, helm and eksctl print when the API server cannot be reached or refuses the caller
@@ -332,11 +329,4 @@ class Destroyer:
         )
 
     def _poll(self, what: str, timeout_s: float, probe: Probe, fix: str) -> None:
-        poll(
-            probe,
-            what=what,
-            timeout_s=timeout_s,
-            fix=fix,
-            interval_s=self.opts.poll_interval_s,
-            sleep=self.sleep,
-        )
+        poll(what, timeout_s, probe, fix, interval_s=self.opts.poll_interval_s, sleep=self.sleep)

@@ -5,15 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gpu_inference.adapters.kube import wait_until
-from gpu_inference.errors import GpuInferenceError
+from gpu_inference.adapters.kube import NotYet, wait_until
 
 #: (done, what it saw): the last "what it saw" names the state a timeout reports.
 Probe = Callable[[], tuple[bool, str]]
-
-
-class _Pending(GpuInferenceError):
-    """Not done yet; the message is what the probe saw."""
 
 
 def never(_: Exception) -> str | None:
@@ -22,11 +17,11 @@ def never(_: Exception) -> str | None:
 
 
 def poll(
-    probe: Probe,
-    *,
     what: str,
     timeout_s: float,
+    probe: Probe,
     fix: str,
+    *,
     interval_s: float,
     sleep: Callable[[float], None] = time.sleep,
     tolerate: Callable[[Exception], str | None] = never,
@@ -38,22 +33,18 @@ def poll(
     last state and `fix`.
     """
 
-    failed: list[Exception] = []
-
     def check() -> str:
         try:
             done, seen = probe()
         except Exception as exc:
             said = tolerate(exc)
             if said is None:
-                failed.append(exc)
-                return ""  # ends the wait; the error is raised below
-            raise _Pending(said) from exc
+                raise
+            raise NotYet(said) from exc
         if not done:
-            raise _Pending(seen)
+            raise NotYet(seen)
         return seen
 
-    seen = wait_until(check, timeout_s=timeout_s, what=what, fix=fix, interval_s=interval_s, sleep=sleep)
-    if failed:
-        raise failed[0]
-    return seen
+    return wait_until(
+        check, timeout_s=timeout_s, what=what, fix=fix, interval_s=interval_s, sleep=sleep, tolerate=()
+    )

@@ -44,6 +44,7 @@ from gpu_inference.adapters.openloop import (
 )
 from gpu_inference.adapters.prometheus import Prometheus
 from gpu_inference.domain.constants import SIMULATED_HEADER, SIMULATED_METRIC, SIMULATED_NODE_LABEL
+from gpu_inference.domain.models import read_json_model
 from gpu_inference.domain.rate_shapes import RampRate, RateShape
 from gpu_inference.domain.requests import RequestRecord, Slo, meets_slo, percentile
 from gpu_inference.domain.timeline import (
@@ -779,16 +780,14 @@ def simulator_profile_name(target: Target, timeout_s: float = 10.0) -> str | Non
 
 def load_calibration(path: Path) -> Calibration:
     """A calibration.json written by `gpu-inference calibrate`."""
-    if not path.is_file():
-        raise ConfigError(
-            "--calibration", f"{path} not found", "pass the calibration.json of a calibrate run"
-        )
-    try:
-        cal = Calibration.model_validate_json(path.read_text())
-    except ValueError as exc:
-        raise ConfigError(
-            "--calibration", f"{path} is not a calibration.json: {exc}", "rerun calibrate"
-        ) from exc
+    cal = read_json_model(
+        path,
+        Calibration,
+        setting="--calibration",
+        name="calibration.json",
+        missing_fix="pass the calibration.json of a calibrate run",
+        invalid_fix="rerun calibrate",
+    )
     if cal.capacity_rps is None:
         raise ConfigError("--calibration", f"{path} found no rate that met the SLO", "calibrate again")
     return cal

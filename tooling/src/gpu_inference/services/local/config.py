@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from gpu_inference import paths
+from gpu_inference.domain.models import set_keys
 from gpu_inference.errors import ConfigError
 from gpu_inference.services.local import timing as tp
 
@@ -107,10 +108,7 @@ class LocalClusterConfig(BaseModel):
     @field_validator("set_values")
     @classmethod
     def _key_value(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
-        for p in pairs:
-            key, sep, _ = p.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"{p!r} is not KEY=VALUE")
+        set_keys(pairs)
         return pairs
 
     @classmethod

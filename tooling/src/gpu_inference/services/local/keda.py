@@ -19,28 +19,30 @@ import datetime as dt
 import logging
 import os
 import socket
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from gpu_inference import paths
 from gpu_inference.adapters import process
+from gpu_inference.adapters.kube import NotYet, api_client, wait_until
 from gpu_inference.adapters.kubectl import Kubectl
 from gpu_inference.errors import ConfigError, GpuInferenceError, ToolFailedError, ToolNotFoundError
 from gpu_inference.services.local import hostprocs
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 VERSION = "v2.21.0"
 MODULE = "github.com/kedacore/keda/v2"
@@ -301,7 +303,7 @@ class LocalKeda:
         self.certs = Certs(workdir / "keda" / "certs")
 
     def _api(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        return api_client(self.kubeconfig)
 
     # ---------------------------------------------------------------- command lines
     @staticmethod
@@ -352,13 +354,12 @@ class LocalKeda:
     def _wait_established(self, crd: str, timeout_s: float) -> None:
         # Polled here: `kubectl wait` fails on a CRD whose status has no conditions yet.
         ext = client.ApiextensionsV1Api(self._api())
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def established() -> bool:
             conditions = ext.read_custom_resource_definition(crd).status.conditions or []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                return
-            time.sleep(0.5)
-        raise KedaError(f"CRD {crd} not Established within {timeout_s:.0f}s")
+            return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+        self._wait(established, f"CRD {crd} to be Established", timeout_s, 0.5, watch=())
 
     def start(self, timeout_s: float = 90) -> None:
         """Certificates, operator, metrics server, Service and APIService; returns once the API
@@ -384,18 +385,30 @@ class LocalKeda:
             if exc.status != 409:
                 raise
 
-    def _wait_port(self, name: str, port: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not hostprocs.running(self.workdir, name):
-                raise KedaError(self._died(name))
-            if port_open(port):
-                return
-            time.sleep(0.3)
-        raise KedaError(
-            f"{name} did not listen on 127.0.0.1:{port} within {timeout_s:.0f}s; "
-            f"see {hostprocs.log_file(self.workdir, name)}"
+    def _wait(
+        self,
+        check: Callable[[], T | None],
+        what: str,
+        timeout_s: float,
+        interval_s: float,
+        watch: Sequence[str] = PROCESSES,
+    ) -> T:
+        """wait_until, ending at once with its log's tail when a watched KEDA process dies meanwhile."""
+
+        def alive_and() -> T | None:
+            for name in watch:
+                if not hostprocs.running(self.workdir, name):
+                    raise KedaError(self._died(name))
+            return check()
+
+        logs = ", ".join(str(hostprocs.log_file(self.workdir, n)) for n in watch)
+        fix = f"see {logs}" if logs else "check the local control plane (`gpu-inference local status`)"
+        return wait_until(
+            alive_and, timeout_s=timeout_s, what=what, fix=fix, interval_s=interval_s, tolerate=()
         )
+
+    def _wait_port(self, name: str, port: int, timeout_s: float) -> None:
+        self._wait(lambda: port_open(port), f"{name} to listen on 127.0.0.1:{port}", timeout_s, 0.3, [name])
 
     def _died(self, name: str) -> str:
         logf = hostprocs.log_file(self.workdir, name)
@@ -453,21 +466,14 @@ class LocalKeda:
         return False, "no Available condition yet"
 
     def _wait_available(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        why = ""
-        while time.monotonic() < deadline:
-            for name in PROCESSES:
-                if not hostprocs.running(self.workdir, name):
-                    raise KedaError(self._died(name))
+        def available() -> bool:
             ok, why = self.apiservice_available()
-            if ok:
-                log.info("%s Available", APISERVICE)
-                return
-            time.sleep(1)
-        raise KedaError(
-            f"{APISERVICE} not Available within {timeout_s:.0f}s ({why}); "
-            f"see {hostprocs.log_file(self.workdir, ADAPTER)}"
-        )
+            if not ok:
+                raise NotYet(why)
+            return True
+
+        self._wait(available, f"{APISERVICE} to be Available", timeout_s, 1)
+        log.info("%s Available", APISERVICE)
 
     # ---------------------------------------------------------------- checks
     def scaledobjects(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
@@ -494,46 +500,39 @@ class LocalKeda:
         external metrics API and healthy. Returns the HPA's name."""
         api = self._api()
         hpas = client.AutoscalingV2Api(api)
-        deadline = time.monotonic() + timeout_s
-        problems: list[str] = ["no ScaledObject of the release"]
-        while time.monotonic() < deadline:
-            for name in PROCESSES:
-                if not hostprocs.running(self.workdir, name):
-                    raise KedaError(self._died(name))
+
+        def driving() -> str:
             objs = self.scaledobjects(namespace, label_selector)
-            if len(objs) == 1:
-                so = objs[0]
-                hpa_name = (so.get("status") or {}).get("hpaName")
-                hpa: dict[str, Any] | None = None
-                if hpa_name:
-                    try:
-                        hpa = api.sanitize_for_serialization(
-                            hpas.read_namespaced_horizontal_pod_autoscaler(hpa_name, namespace)
-                        )
-                    except ApiException as exc:
-                        if exc.status != 404:
-                            raise
-                if hpa is not None:
-                    # Read each metric as the HPA does; this is also what records its health.
-                    for m in hpa["spec"].get("metrics") or []:
-                        if m.get("type") == "External":
-                            try:
-                                self.external_metric(
-                                    namespace, m["external"]["metric"]["name"], so["metadata"]["name"]
-                                )
-                            except ApiException as exc:
-                                log.debug("external metric not served yet: %s %s", exc.status, exc.reason)
-                problems = scaling_problems(so, hpa)
-                if not problems:
-                    log.info("ScaledObject %s drives HPA %s", so["metadata"]["name"], hpa_name)
-                    return str(hpa_name)
-            elif objs:
-                problems = [f"{len(objs)} ScaledObjects match {label_selector}"]
-            time.sleep(2)
-        raise KedaError(
-            f"KEDA does not drive the HPA after {timeout_s:.0f}s: {'; '.join(problems)}; "
-            f"see {hostprocs.log_file(self.workdir, OPERATOR)}"
-        )
+            if len(objs) != 1:
+                several = f"{len(objs)} ScaledObjects match {label_selector}"
+                raise NotYet(several if objs else "no ScaledObject of the release")
+            so = objs[0]
+            hpa_name = (so.get("status") or {}).get("hpaName")
+            hpa: dict[str, Any] | None = None
+            if hpa_name:
+                try:
+                    hpa = api.sanitize_for_serialization(
+                        hpas.read_namespaced_horizontal_pod_autoscaler(hpa_name, namespace)
+                    )
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+            if hpa is not None:
+                # Read each metric as the HPA does; this is also what records its health.
+                for m in hpa["spec"].get("metrics") or []:
+                    if m.get("type") == "External":
+                        try:
+                            metric = m["external"]["metric"]["name"]
+                            self.external_metric(namespace, metric, so["metadata"]["name"])
+                        except ApiException as exc:
+                            log.debug("external metric not served yet: %s %s", exc.status, exc.reason)
+            problems = scaling_problems(so, hpa)
+            if problems:
+                raise NotYet("; ".join(problems))
+            log.info("ScaledObject %s drives HPA %s", so["metadata"]["name"], hpa_name)
+            return str(hpa_name)
+
+        return self._wait(driving, "KEDA to drive the release's HPA", timeout_s, 2)
 
     def running(self) -> dict[str, bool]:
         return {n: hostprocs.running(self.workdir, n) for n in (OPERATOR, ADAPTER)}

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client import V1Node, V1Pod
-from kubernetes.config.config_exception import ConfigException
 from kubernetes.utils import parse_quantity
 
+from gpu_inference.adapters.kube import api_client as kube_client
 from gpu_inference.domain.cluster_spec import ClusterSpec, NodeGroupSpec, load_cluster_spec
 from gpu_inference.domain.constants import GPU_RESOURCE
 from gpu_inference.errors import ConfigError, GpuInferenceError
@@ -374,11 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.scan_interval <= 0:
         return _fail("--scan-interval", f"{args.scan_interval} is not positive", "pass seconds > 0")
     try:
-        api_client = config.new_client_from_config(config_file=str(args.kubeconfig))
-    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, AttributeError) as exc:
+        api_client = kube_client(args.kubeconfig)
+    except ConfigError as exc:
         return _fail(
             "--kubeconfig",
-            f"{args.kubeconfig} is not a usable kubeconfig ({_first_line(exc)})",
+            f"{args.kubeconfig} is not a usable kubeconfig ({_first_line(exc.__cause__ or exc)})",
             "pass the kubeconfig `local up` wrote (~/.local/state/gpu-inference/clusters/NAME/kubeconfig)",
         )
     try:

@@ -74,30 +74,27 @@ phase: Running
 )
 
 
+def _ip_fields(kind: str, source: str) -> str:
+    """kwok template for status.<kind>IP and <kind>IPs (kind: pod or host) from kwok's `source`."""
+    return (
+        f"{{{{ ${kind}IPs := {source} }}}}\n{{{{ with ${kind}IPs }}}}\n"
+        f"{kind}IP: {{{{ index . 0 | Quote }}}}\n{kind}IPs:\n"
+        "{{ range . }}\n- ip: {{ . | Quote }}\n{{ end }}\n{{ end }}\n"
+    )
+
+
 def _pod_status(ready: bool, with_ips: bool) -> str:
     flag = "true" if ready else "false"
     state = '"True"' if ready else '"False"'
     ips = (
-        """
-{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
-( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
-{{ with $podIPs }}
-podIP: {{ index . 0 | Quote }}
-podIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-{{ $hostIPs := NodeIPsWith .spec.nodeName }}
-{{ with $hostIPs }}
-hostIP: {{ index . 0 | Quote }}
-hostIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-startTime: {{ Now | Quote }}
-"""
+        "\n"
+        + _ip_fields(
+            "pod",
+            'PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) '
+            '( or .metadata.name "" ) ( or .metadata.namespace "" )',
+        )
+        + _ip_fields("host", "NodeIPsWith .spec.nodeName")
+        + "startTime: {{ Now | Quote }}\n"
         if with_ips
         else ""
     )
