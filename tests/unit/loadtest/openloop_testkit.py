@@ -24,6 +24,11 @@ from aiohttp import web
 MODEL = "fake/model-1"
 
 
+async def _settle(tasks: set[asyncio.Task[Any]]) -> None:
+    """Wait for cancelled tasks inside the loop (gather outside a running loop needs a current one)."""
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @dataclass(frozen=True)
 class Plan:
     status: int = 200
@@ -90,7 +95,7 @@ class SseServer:
             pending = asyncio.all_tasks(self._loop)
             for task in pending:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(_settle(pending))
             self._loop.close()
 
     async def _serve(self) -> None:
