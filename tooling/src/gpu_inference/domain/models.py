@@ -1,4 +1,4 @@
-"""The base models the domain's pydantic models derive from."""
+"""The base models the domain's pydantic models derive from, and what their validators and readers share."""
 
 from __future__ import annotations
 

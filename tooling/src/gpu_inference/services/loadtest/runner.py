@@ -709,11 +709,6 @@ def run_loadtest(options: LoadTestOptions, on_sample: OnSample | None = None) ->
     return _run(options, verify=False, on_sample=on_sample)
 
 
-def calibration_options(o: VerifyOptions) -> CalibrationOptions:
-    """A quick climb for verify-scaleup at the run's SLO attainment and request shape."""
-    return CalibrationOptions.quick(o.min_slo_attainment, o.open_loop, o.out_dir / "calibration")
-
-
 def with_capacity(o: VerifyOptions) -> VerifyOptions:
     """Fill in capacity_rps (from a calibration file, or measured now) and the default rate shape."""
     update: dict[str, Any] = {}
@@ -738,7 +733,8 @@ def with_capacity(o: VerifyOptions) -> VerifyOptions:
             slo.ttft_s,
             slo.tpot_s,
         )
-        cal = calibrate_simulated(profile, slo, calibration_options(o))
+        options = CalibrationOptions.quick(o.min_slo_attainment, o.open_loop, o.out_dir / "calibration")
+        cal = calibrate_simulated(profile, slo, options)
         log.info("calibration:\n%s", cal.table())
         if cal.capacity_rps is None:
             raise ConfigError("calibration", "no rate met the SLO", "relax --slo-ttft-ms/--slo-tpot-ms")
